@@ -5,8 +5,11 @@ worker, or in-process for notebooks), takes plain data from the grader and
 returns plain data (see ``wire.to_plain``). Every judgement happens in the
 grader's own process, on values it computes itself.
 """
+import contextlib
+
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .loader import EXPECTED_NAMES
 from .wire import to_plain
@@ -14,6 +17,27 @@ from .wire import to_plain
 
 class ProbeError(Exception):
     """The student's code could not be probed; the message is for the student."""
+
+
+NORM_OPS = ("batch_norm", "instance_norm", "layer_norm", "group_norm")
+
+
+class NormOpWatch(TorchDispatchMode):
+    """Records the normalisation kernels PyTorch runs, e.g. ``aten::native_batch_norm``."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func._schema.name
+        if any(op in name for op in NORM_OPS):
+            self.seen.add(name)
+        return func(*args, **(kwargs or {}))
+
+
+def watching(enabled):
+    return NormOpWatch() if enabled else contextlib.nullcontext()
 
 
 def lookup(names, name):
@@ -26,16 +50,20 @@ def inventory(names, errors):
     return {"defined": [n for n in EXPECTED_NAMES if n in names], "load_errors": list(errors)}
 
 
-def call(names, name, args=(), kwargs=None, grad_args=(), grad_output=None, out_index=None):
+def call(names, name, args=(), kwargs=None, grad_args=(), grad_output=None, out_index=None, watch_norm_ops=False):
     """Call a student function. With grad_args, mark those positional args as
     requiring grad, backpropagate grad_output from the output (or
-    output[out_index]) and return the gradients as well."""
+    output[out_index]) and return the gradients as well. With watch_norm_ops,
+    also report which of PyTorch's own normalisation kernels ran (``norm_ops``)."""
     fn = lookup(names, name)
     args = list(args)
     for i in grad_args:
         args[i] = args[i].detach().clone().requires_grad_(True)
-    out = fn(*args, **(kwargs or {}))
-    result = {"out": to_plain(out), "grads": None}
+    watch = watching(watch_norm_ops)
+    with watch:
+        out = fn(*args, **(kwargs or {}))
+    result = {"out": to_plain(out), "grads": None,
+              "norm_ops": sorted(watch.seen) if watch_norm_ops else []}
     if grad_args:
         target = out if out_index is None else out[out_index]
         if not isinstance(target, torch.Tensor) or not target.requires_grad:
@@ -88,11 +116,13 @@ def state(module):
     }
 
 
+# torch_class in a trace record: which of PyTorch's layers a leaf module is, and its settings
 LEAF_CONFIG = {
-    nn.Conv2d: ("kernel_size", "stride", "padding", "dilation", "groups"),
-    nn.AvgPool2d: ("kernel_size", "stride", "padding"),
-    nn.MaxPool2d: ("kernel_size", "stride", "padding"),
-    nn.modules.batchnorm._BatchNorm: ("eps", "momentum", "affine", "track_running_stats"),
+    "Conv2d": (nn.Conv2d, ("kernel_size", "stride", "padding", "dilation", "groups")),
+    "AvgPool2d": (nn.AvgPool2d, ("kernel_size", "stride", "padding")),
+    "MaxPool2d": (nn.MaxPool2d, ("kernel_size", "stride", "padding")),
+    "TorchBatchNorm": (nn.modules.batchnorm._BatchNorm, ("eps", "momentum", "affine", "track_running_stats")),
+    "Linear": (nn.Linear, ("in_features", "out_features")),
 }
 
 
@@ -101,9 +131,9 @@ def leaf_record(module, ident, inputs, output):
               "params": {n: to_plain(p) for n, p in module.named_parameters(recurse=False)},
               "in_shape": [list(x.shape) for x in inputs if isinstance(x, torch.Tensor)],
               "out_shape": list(output.shape) if isinstance(output, torch.Tensor) else None}
-    for cls, fields in LEAF_CONFIG.items():
+    for label, (cls, fields) in LEAF_CONFIG.items():
         if isinstance(module, cls):
-            record["torch_class"] = cls.__name__
+            record["torch_class"] = label
             record["config"] = {f: to_plain(getattr(module, f)) for f in fields}
     if isinstance(module, nn.ReLU):
         record["torch_class"] = "ReLU"
@@ -122,16 +152,14 @@ def forward(module, op):
     x = op["x"]
     if op.get("grad_output") is not None:
         x = x.detach().clone().requires_grad_(True)
+    watch = watching(op.get("watch_norm_ops"))
     try:
-        if op.get("no_grad"):
-            with torch.no_grad():
-                y = module(x)
-        else:
+        with watch, (torch.no_grad() if op.get("no_grad") else contextlib.nullcontext()):
             y = module(x)
     finally:
         for h in hooks:
             h.remove()
-    result = {"y": to_plain(y), "trace": trace}
+    result = {"y": to_plain(y), "trace": trace, "norm_ops": sorted(watch.seen) if op.get("watch_norm_ops") else []}
     if op.get("grad_output") is not None:
         module.zero_grad(set_to_none=True)
         if not isinstance(y, torch.Tensor) or not y.requires_grad:
@@ -183,4 +211,11 @@ def train(names, **kwargs):
     return run_training(names, **kwargs)
 
 
-PROBES = {"inventory": None, "call": call, "quiz": quiz, "module": module, "train": train}
+def architecture(names, **kwargs):
+    """Whole networks (ResNet-18, DenseNet) assembled from the student's blocks."""
+    from .architectures import run as run_architecture
+    return run_architecture(names, **kwargs)
+
+
+PROBES = {"inventory": None, "call": call, "quiz": quiz, "module": module, "train": train,
+          "architecture": architecture}
