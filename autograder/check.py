@@ -61,7 +61,9 @@ def describe(value):
         return value.what
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)} items"
-    return f"a {type(value).__name__} ({value!r:.60})"
+    name = type(value).__name__
+    article = "an" if name[0] in "aeiouAEIOU" else "a"
+    return f"{article} {name} ({value!r:.60})"
 
 
 def tensor(value, what):

@@ -60,19 +60,22 @@ def strip_magics(source):
     return "\n".join(lines)
 
 
+def locate(exc, label):
+    """Where in the student's code an exception happened: "01_batch_norm.ipynb, code cell 3, line 7"."""
+    if isinstance(exc, SyntaxError):
+        return f"{label}, line {exc.lineno}"
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith("<"):
+            return f"{frame.filename.strip('<>')}, line {frame.lineno}"
+    return label
+
+
 def describe_error(exc, label):
     """One line a student can act on: where it happened and what it was."""
-    where = label
-    tb = traceback.extract_tb(exc.__traceback__)
-    for frame in reversed(tb):
-        if frame.filename.startswith("<"):
-            where = f"{frame.filename.strip('<>')}, line {frame.lineno}"
-            break
     if isinstance(exc, SyntaxError):
-        where = f"{label}, line {exc.lineno}"
-        return f"{where}: SyntaxError: {exc.msg}"
+        return f"{locate(exc, label)}: SyntaxError: {exc.msg}"
     message = str(exc).strip() or "(no message)"
-    return f"{where}: {type(exc).__name__}: {message}"
+    return f"{locate(exc, label)}: {type(exc).__name__}: {message}"
 
 
 def run_source(label, source, namespace):

@@ -2,7 +2,7 @@
 import torch
 
 from . import probes
-from .loader import describe_error, load_submission
+from .loader import load_submission, locate
 from .wire import to_plain
 
 
@@ -27,7 +27,7 @@ class Session:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # student code may raise anything, SystemExit included
-            where = describe_error(exc, "your code")
+            where = locate(exc, "your code")
             return {"error": {"type": type(exc).__name__, "message": str(exc).strip(), "where": where}}
 
 

@@ -1,0 +1,234 @@
+"""The Residual / DenseBlock / transition_block checks and the shape tables, proved.
+
+- the grader's float64 recomputation (autograder/recompute.py) equals PyTorch's own modules run in float64;
+- the architecture probe reproduces seed 002's tables for the reference;
+- every WRONG variant of the three pieces fails the check it exists for, with the message that names it
+  (shape mistakes get shape messages, value mistakes "recomputed from your own weights" and the mistake);
+- every check of these pieces is shown failing by at least one submission (no check that cannot fail);
+- untouched stubs get "not implemented yet".
+"""
+import importlib.util
+
+import pytest
+import torch
+
+from conftest import REFERENCE, grade_path
+from variants import Variant
+import variants_DenseBlock
+import variants_Residual
+import variants_transition_block
+from autograder import recompute as rc
+from autograder import runner
+from autograder.hidden import shape_tables
+from autograder.student import InProcessStudent
+
+MINE = {
+    "Residual.seed_same_shape", "Residual.seed_downsample_shape", "Residual.shapes", "Residual.values_identity",
+    "Residual.values_projection", "Residual.eval_mode", "Residual.gradients", "Residual.resnet18_table",
+    "DenseBlock.seed_shape", "DenseBlock.seed_out_channels", "DenseBlock.out_channels", "DenseBlock.values",
+    "DenseBlock.eval_mode", "DenseBlock.gradients", "DenseBlock.densenet_table",
+    "transition_block.seed_shape", "transition_block.shapes", "transition_block.values",
+    "transition_block.eval_and_gradients",
+}
+VALUE = "recomputed from your own weights"
+
+# variant id -> [(check that must fail, text its message must contain)]
+EXPECT = {
+    "Residual_relu_before_add": [("Residual.values_identity", "the ReLU runs before the addition")],
+    "Residual_no_final_relu": [("Residual.values_identity", "missing the final ReLU")],
+    "Residual_bn_after_add": [("Residual.values_projection", "the second BN runs after the addition")],
+    "Residual_no_inner_relu": [("Residual.values_identity", "ReLU between the first BN and the second conv is missing")],
+    "Residual_shortcut_no_stride": [("Residual.seed_downsample_shape", "the main path and the shortcut must have the same shape"),
+                                    ("Residual.resnet18_table", "resnet_block2 failed")],
+    "Residual_stride_on_conv2": [("Residual.values_projection", "the first 3x3 conv has stride (1, 1), the specification says 2")],
+    "Residual_bns_in_python_list": [("Residual.values_identity", "registered submodules")],
+    "Residual_no_padding": [("Residual.seed_same_shape", "expected shape (4, 3, 6, 6), got (4, 3, 2, 2)"),
+                            ("Residual.shapes", "expected shape (2, 8, 4, 4), got (2, 8, 0, 0)")],
+    "Residual_ignores_stride": [("Residual.seed_downsample_shape", "expected shape (4, 6, 3, 3), got (4, 6, 6, 6)"),
+                                ("Residual.resnet18_table",
+                                 "first difference is at resnet_block2: expected (1, 128, 28, 28), got (1, 128, 56, 56)")],
+    "Residual_main_path_data": [("Residual.gradients", "no gradient reached the weight of the first 3x3 conv")],
+    "DenseBlock_cat_output_first": [("DenseBlock.values", "the input comes first")],
+    "DenseBlock_feeds_last_only": [("DenseBlock.values", "the batch norm of conv block 2 normalises 4 channels, expected 7")],
+    "DenseBlock_wrong_out_channels": [("DenseBlock.seed_out_channels", "expected the int 23, got 20"),
+                                      ("DenseBlock.out_channels", "expected the int 17, got 12"),
+                                      ("DenseBlock.densenet_table", "its out_channels attribute says 128")],
+    "DenseBlock_returns_last_output": [("DenseBlock.seed_shape", "expected shape (4, 23, 8, 8), got (4, 10, 8, 8)"),
+                                       ("DenseBlock.densenet_table", "first difference is at DenseBlock_0")],
+    "DenseBlock_conv_bn_relu": [("DenseBlock.values", "the batch norm of conv block 1 normalises 4 channels, expected 3")],
+    "DenseBlock_python_list": [("DenseBlock.values", "no nn.Conv2d ran as a registered layer")],
+    "DenseBlock_no_relu": [("DenseBlock.values", "the ReLU between each BN and its conv is missing")],
+    "DenseBlock_detached_features": [("DenseBlock.gradients", "no gradient reached the weight of the conv of conv block 1")],
+    "transition_maxpool": [("transition_block.values", "max pooling")],
+    "transition_no_relu": [("transition_block.values", "the ReLU after the BN is missing")],
+    "transition_pool_first": [("transition_block.values", "the pooling runs first")],
+    "transition_conv3x3": [("transition_block.values", "your block ran convolutions with kernels 3x3")],
+    "transition_halves_itself": [("transition_block.seed_shape", "expected shape (4, 10, 4, 4), got (4, 11, 4, 4)"),
+                                 ("transition_block.shapes", "expected shape (2, 8, 2, 2), got (2, 4, 2, 2)")],
+    "transition_bn_after_conv": [("transition_block.values", "the batch norm normalises 3 channels, expected 6")],
+}
+VALUE_MISTAKES = {"Residual_relu_before_add", "Residual_no_final_relu", "Residual_bn_after_add", "Residual_no_inner_relu",
+                  "Residual_stride_on_conv2", "DenseBlock_cat_output_first", "DenseBlock_no_relu",
+                  "transition_maxpool", "transition_no_relu", "transition_pool_first"}
+
+CATALOGUE = {v.id: v for m in (variants_Residual, variants_DenseBlock, variants_transition_block) for v in m.WRONG}
+
+# Blocks built on a BatchNorm whose moving statistics have shape (C,): right in training mode,
+# broken in eval mode (the (C,) vector broadcasts against the width).
+EVAL_BROKEN = Variant("eval_broken_blocks", "Residual", "blocks on a BatchNorm that fails in eval mode",
+                      append="\n".join(v.append for v in (
+                          *[v for v in variants_Residual.RIGHT if v.id == "Residual_sequential_own_bn"],
+                          *[v for v in variants_DenseBlock.RIGHT if v.id == "DenseBlock_feature_list_own_bn"],
+                          *[v for v in variants_transition_block.RIGHT if v.id == "transition_module_class"])) + '''
+_RightBatchNorm = BatchNorm
+
+
+class BatchNorm(_RightBatchNorm):
+    def __init__(self, num_features, num_dims):
+        super().__init__(num_features, num_dims)
+        self.moving_mean = torch.zeros(num_features)
+        self.moving_var = torch.ones(num_features)
+''')
+
+# A transition block whose output is cut off from autograd.
+DETACHED_TRANSITION = Variant("detached_transition", "transition_block", "output detached", append='''
+class Transition(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.body = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(), nn.Conv2d(in_channels, out_channels, 1),
+                                  nn.AvgPool2d(2, 2))
+
+    def forward(self, X):
+        return self.body(X).detach()
+
+
+def transition_block(in_channels, out_channels):
+    return Transition(in_channels, out_channels)
+''')
+
+STUBS = Variant("stubs", "Residual", "the three blocks untouched", append='''
+class Residual(nn.Module):
+    def __init__(self, in_channels, out_channels, use_1x1conv=False, stride=1):
+        super().__init__()
+        raise NotImplementedError
+
+
+class DenseBlock(nn.Module):
+    def __init__(self, num_convs, in_channels, out_channels):
+        super().__init__()
+        raise NotImplementedError
+
+
+def transition_block(in_channels, out_channels):
+    raise NotImplementedError
+''')
+
+SYNTHETIC = [
+    (EVAL_BROKEN, "Residual.eval_mode", "in eval mode"),
+    (EVAL_BROKEN, "DenseBlock.eval_mode", "in eval mode"),
+    (EVAL_BROKEN, "transition_block.eval_and_gradients", "in eval mode"),
+    (DETACHED_TRANSITION, "transition_block.eval_and_gradients", "not connected to the input by autograd"),
+]
+
+
+def load_reference():
+    spec = importlib.util.spec_from_file_location("bnlab_reference_for_blocks", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_my_checks_are_registered():
+    ids = {c.id for c in runner.selected_checks(True, ["Residual", "DenseBlock", "transition_block"])}
+    assert MINE <= ids
+
+
+def test_every_wrong_variant_has_a_pinned_reason():
+    assert set(EXPECT) == set(CATALOGUE)
+
+
+def test_every_check_is_shown_failing():
+    shown = {check for pairs in EXPECT.values() for check, _ in pairs} | {check for _, check, _ in SYNTHETIC}
+    assert MINE <= shown, MINE - shown
+
+
+CASES = [(vid, check, text) for vid, pairs in EXPECT.items() for check, text in pairs]
+
+
+@pytest.mark.parametrize("vid,check_id,text", CASES, ids=[f"{v}-{c}" for v, c, _ in CASES])
+def test_wrong_variant_fails_its_check(vid, check_id, text, tmp_path):
+    result = grade_path(CATALOGUE[vid].write(str(tmp_path)), only=[check_id])[check_id]
+    assert not result.passed, f"{vid} passed {check_id}"
+    assert text in result.message, result.message
+    assert "grader could not finish" not in result.message
+    if vid in VALUE_MISTAKES and check_id.endswith(("values_identity", "values_projection", ".values")):
+        assert VALUE in result.message, result.message
+
+
+@pytest.mark.parametrize("variant,check_id,text", SYNTHETIC, ids=[f"{v.id}-{c}" for v, c, _ in SYNTHETIC])
+def test_synthetic_submission_fails_its_check(variant, check_id, text, tmp_path):
+    result = grade_path(variant.write(str(tmp_path)), only=[check_id])[check_id]
+    assert not result.passed and text in result.message, result.message
+
+
+def test_eval_broken_blocks_still_pass_training_mode_values(tmp_path):
+    """The eval checks catch what the training-mode value checks cannot see."""
+    only = ["Residual.values_projection", "DenseBlock.values", "transition_block.values"]
+    results = grade_path(EVAL_BROKEN.write(str(tmp_path)), only=only)
+    assert all(r.passed for r in results.values()), {i: r.message for i, r in results.items()}
+
+
+def test_stubs_say_not_implemented(tmp_path):
+    results = grade_path(STUBS.write(str(tmp_path)), only=sorted(MINE))
+    assert set(results) == MINE
+    for r in results.values():
+        assert not r.passed and "not implemented yet" in r.message, (r.id, r.message)
+
+
+@pytest.mark.parametrize("args,in_shape", [((3, 3), (4, 3, 6, 6)), ((3, 6, True, 2), (4, 3, 7, 7)),
+                                           ((4, 5, True, 3), (2, 4, 8, 5))])
+def test_recompute_residual_equals_pytorch_modules(args, in_shape):
+    ref = load_reference()
+    torch.manual_seed(rc.SEED)
+    block = ref.Residual(*args)
+    x = torch.randn(*in_shape, generator=torch.Generator().manual_seed(5))
+    trace = traced(block, x)
+    layers = rc.residual_layers(trace, args, "test")
+    assert torch.allclose(rc.residual(x, layers, rc.residual_args(args)[3]), block.double()(x.double()), atol=1e-10)
+
+
+def test_recompute_dense_block_and_transition_equal_pytorch_modules():
+    ref = load_reference()
+    x = torch.randn(3, 3, 5, 7, generator=torch.Generator().manual_seed(6))
+    block = ref.DenseBlock(3, 3, 4)
+    layers = rc.dense_layers(traced(block, x), (3, 3, 4), "test")
+    assert torch.allclose(rc.dense_block(x, layers), block.double()(x.double()), atol=1e-10)
+    block = ref.transition_block(3, 2)
+    layers = rc.transition_layers(traced(block, x), (3, 2), "test")
+    assert torch.allclose(rc.transition(x, layers), block.double()(x.double()), atol=1e-10)
+
+
+def traced(block, x):
+    """The trace the `module` probe would send, read through the same wire."""
+    from autograder.student import unwrap
+    from autograder.student_side import probes, wire
+    answer = wire.decode(wire.encode(probes.forward(block, {"op": "forward", "x": x, "trace": True}))[8:])
+    return unwrap(answer)["trace"]
+
+
+@pytest.mark.parametrize("arch,input_shape,table", [
+    ("resnet18", shape_tables.RESNET18_INPUT, shape_tables.RESNET18_TABLE),
+    ("densenet", shape_tables.DENSENET_INPUT, shape_tables.DENSENET_TABLE)])
+def test_reference_reproduces_the_seed_tables(arch, input_shape, table):
+    student = InProcessStudent(REFERENCE)
+    answer = student.probe("architecture", arch=arch, input_shape=list(input_shape), seed=rc.SEED)
+    assert answer["failed"] is None
+    assert [(name, tuple(shape)) for name, shape in answer["rows"]] == list(table)
+
+
+def test_right_variants_pass_every_block_check(tmp_path):
+    rights = variants_Residual.RIGHT + variants_DenseBlock.RIGHT + variants_transition_block.RIGHT
+    assert len(rights) >= 7
+    for v in rights:
+        results = grade_path(v.write(str(tmp_path)), only=sorted(MINE))
+        assert all(r.passed for r in results.values()), (v.id, {i: r.message for i, r in results.items() if not r.passed})
