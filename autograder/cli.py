@@ -20,6 +20,8 @@ def build_parser():
     g.add_argument("--quiet", action="store_true", help="do not print the table")
     r = sub.add_parser("rubric", help="print every check with its points")
     r.add_argument("--public-only", action="store_true")
+    b = sub.add_parser("build-release", help="regenerate the test cells and the student release (runs nbgrader)")
+    b.add_argument("--root", help="course directory (default: the repository root)")
     return parser
 
 
@@ -55,6 +57,12 @@ def cmd_rubric(args):
     return 0
 
 
+def cmd_build_release(args):
+    from . import release  # imports nbgrader: only on this path
+    return release.run(args)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return {"grade": cmd_grade, "rubric": cmd_rubric}[args.command](args)
+    commands = {"grade": cmd_grade, "rubric": cmd_rubric, "build-release": cmd_build_release}
+    return commands[args.command](args)

@@ -83,4 +83,4 @@ def transition_block(in_channels, out_channels):
 
 
 QUIZ_ANSWERS = {"q1": "D", "q2": "B", "q3": "C", "q4": "A", "q5": "D",
-                "q6": "", "q7": "", "q8": "", "q9": "", "q10": ""}
+                "q6": "B", "q7": "C", "q8": "A", "q9": "D", "q10": "B"}

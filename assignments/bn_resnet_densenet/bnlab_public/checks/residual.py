@@ -1,0 +1,39 @@
+"""Public checks for Residual: seed 002's two examples, shapes only.
+
+    Residual(3, 3) on a (4, 3, 6, 6) input            -> (4, 3, 6, 6)
+    Residual(3, 6, True, 2) on a (4, 3, 6, 6) input   -> (4, 6, 3, 3)
+
+With stride s, a 3x3 conv with padding 1 maps H to floor((H + 2 - 3) / s) + 1
+and the 1x1 shortcut maps H to floor((H - 1) / s) + 1: the same size, so the
+two paths can be added.
+"""
+import torch
+
+from ..check import check, expect_shape
+from ..recompute import call_text, run_block, train_forward
+
+SHAPE_HINT = ("Residual: conv3x3(padding 1, stride) → BN → ReLU → conv3x3(padding 1) → BN, plus the input "
+              "(or its 1x1 conv with the same stride when use_1x1conv=True), then ReLU.")
+
+
+def seed_input(shape):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(2))
+
+
+def residual_shape(student, args, in_shape, out_shape, hint=SHAPE_HINT):
+    what = f"{call_text('Residual', args)} on a {in_shape} input"
+    y = run_block(student, "Residual", args, train_forward(seed_input(in_shape)), what)[1]["y"]
+    expect_shape(y, out_shape, what, hint)
+
+
+@check("Residual.seed_same_shape", "Residual", 1, "Residual(3, 3) keeps a (4, 3, 6, 6) input's shape")
+def seed_same_shape(student):
+    residual_shape(student, (3, 3), (4, 3, 6, 6), (4, 3, 6, 6),
+                   "Without the 1x1 conv the input is added as it is, so the output has the input's shape.")
+
+
+@check("Residual.seed_downsample_shape", "Residual", 1, "Residual(3, 6, True, 2) maps (4, 3, 6, 6) to (4, 6, 3, 3)")
+def seed_downsample_shape(student):
+    residual_shape(student, (3, 6, True, 2), (4, 3, 6, 6), (4, 6, 3, 3),
+                   "The first 3x3 conv and the 1x1 shortcut conv both take stride=2 and map 3 to 6 channels; "
+                   "the second 3x3 conv keeps 6 channels and stride 1.")

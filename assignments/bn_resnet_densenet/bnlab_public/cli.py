@@ -1,0 +1,60 @@
+"""python -m autograder grade SUBMISSION [--results results.json] [--junit junit.xml]"""
+import argparse
+import os
+import sys
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade bnlab submissions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("grade", help="grade one submission: a notebook, a folder of notebooks, or a .py file")
+    g.add_argument("submission")
+    g.add_argument("--results", help="write Gradescope's results.json here")
+    g.add_argument("--junit", help="write JUnit XML here")
+    g.add_argument("--public-only", action="store_true", help="run only the public checks")
+    g.add_argument("--only", nargs="*", help="check ids or pieces to run")
+    g.add_argument("--in-process", action="store_true",
+                   help="run the submission inside the grader's process (trusted code only; for benchmarks)")
+    g.add_argument("--probe-timeout", type=float, default=60.0, help="seconds one probe may take (default 60)")
+    g.add_argument("--time-limit", type=float, default=600.0, help="seconds for the whole submission (default 600)")
+    g.add_argument("--quiet", action="store_true", help="do not print the table")
+    r = sub.add_parser("rubric", help="print every check with its points")
+    r.add_argument("--public-only", action="store_true")
+    return parser
+
+
+def cmd_grade(args):
+    if not os.path.exists(args.submission):
+        print(f"error: submission {args.submission!r} does not exist", file=sys.stderr)
+        return 2
+    from .student import InProcessStudent, SandboxStudent
+    student = InProcessStudent(args.submission) if args.in_process else \
+        SandboxStudent(args.submission, probe_timeout=args.probe_timeout)
+    try:
+        from . import report, runner
+        checks = runner.selected_checks(not args.public_only, args.only)
+        results, _ = runner.grade(student, checks, time_limit=args.time_limit)
+    finally:
+        student.close()
+    if not args.quiet:
+        print(report.table(results))
+    if args.results:
+        report.write_json(args.results, report.gradescope(results, student.output()))
+    if args.junit:
+        with open(args.junit, "w", encoding="utf-8") as f:
+            f.write(report.junit(results))
+    return 0
+
+
+def cmd_rubric(args):
+    from . import runner
+    checks = runner.selected_checks(not args.public_only)
+    for c in checks:
+        print(f"{c.id:<40} {c.piece:<17} {'hidden' if c.hidden else 'public':<7} {c.points:g}")
+    print(f"{'total':<40} {'':<17} {'':<7} {sum(c.points for c in checks):g}")
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return {"grade": cmd_grade, "rubric": cmd_rubric}[args.command](args)

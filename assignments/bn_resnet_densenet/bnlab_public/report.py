@@ -1,0 +1,61 @@
+"""Reports: a terminal table, Gradescope's results.json, JUnit XML."""
+import json
+import xml.etree.ElementTree as ET
+
+MAX_MESSAGE = 2000
+MAX_OUTPUT = 32 * 1024
+
+
+def clip(text, limit):
+    return text if len(text) <= limit else text[:limit] + f" ... [{len(text) - limit} characters cut]"
+
+
+def total(results):
+    return sum(r.score for r in results), sum(r.max_score for r in results)
+
+
+def table(results):
+    width = max([len(r.id) for r in results] + [10])
+    lines = [f"{'check':<{width}}  {'result':<6}  {'points':>9}", "-" * (width + 19)]
+    for r in results:
+        flag = "pass" if r.passed else "FAIL"
+        lines.append(f"{r.id:<{width}}  {flag:<6}  {r.score:>4g} / {r.max_score:<3g}")
+        if not r.passed:
+            lines.append(f"{'':<{width}}    {clip(r.message, MAX_MESSAGE)}")
+    score, out_of = total(results)
+    lines += ["-" * (width + 19), f"{'total':<{width}}  {'':<6}  {score:>4g} / {out_of:<3g}"]
+    return "\n".join(lines)
+
+
+def gradescope(results, output="", hidden_visibility="after_published"):
+    score, _ = total(results)
+    return {
+        "score": score,
+        "output": clip(output, MAX_OUTPUT),
+        "tests": [{
+            "name": r.id,
+            "score": r.score,
+            "max_score": r.max_score,
+            "status": "passed" if r.passed else "failed",
+            "output": clip(r.title + ("" if r.passed else "\n" + r.message), MAX_MESSAGE),
+            "visibility": hidden_visibility if r.hidden else "visible",
+        } for r in results],
+    }
+
+
+def write_json(path, data):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, ensure_ascii=False)
+
+
+def junit(results):
+    suite = ET.Element("testsuite", name="bnlab", tests=str(len(results)),
+                       failures=str(sum(not r.passed for r in results)))
+    for r in results:
+        case = ET.SubElement(suite, "testcase", classname=f"bnlab.{r.piece}", name=r.id, time=f"{r.seconds:.3f}")
+        props = ET.SubElement(case, "properties")
+        ET.SubElement(props, "property", name="points", value=f"{r.score:g}")
+        ET.SubElement(props, "property", name="max_points", value=f"{r.max_score:g}")
+        if not r.passed:
+            ET.SubElement(case, "failure", message=clip(r.message, MAX_MESSAGE))
+    return ET.tostring(suite, encoding="unicode")

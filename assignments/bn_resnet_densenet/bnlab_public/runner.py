@@ -1,0 +1,83 @@
+"""Run checks against one submission and collect results. Fail closed: any error scores zero."""
+import dataclasses
+import importlib
+import pkgutil
+import os
+import time
+import traceback
+
+from .check import REGISTRY, Fail
+from .student import StudentError
+
+WHOLE_RUN_LIMIT_S = 600.0
+
+
+@dataclasses.dataclass
+class Result:
+    id: str
+    piece: str
+    title: str
+    score: float
+    max_score: float
+    hidden: bool
+    passed: bool
+    message: str
+    seconds: float
+
+
+def import_checks(include_hidden):
+    """Import the check modules so they register; hidden ones only if asked and present."""
+    packages = ["checks"] + (["hidden"] if include_hidden else [])
+    for name in packages:
+        try:
+            package = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError:
+            if name == "hidden":
+                raise SystemExit("the hidden checks are not part of this copy of the grader")
+            raise
+        for info in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def selected_checks(include_hidden, only=None):
+    import_checks(include_hidden)
+    checks = [c for c in REGISTRY.values() if include_hidden or not c.hidden]
+    if only:
+        checks = [c for c in checks if c.id in only or c.piece in only]
+    return checks
+
+
+def run_one(check, student, context):
+    start = time.monotonic()
+    passed, message = False, ""
+    try:
+        check.judge(student)
+        passed = True
+    except Fail as exc:
+        message = str(exc)
+    except StudentError as exc:
+        message = f"{exc}"
+        if "is not defined" in message and context.get("load_errors"):
+            message += ". Loading your submission reported: " + "; ".join(context["load_errors"][:3])
+    except Exception as exc:  # the grader's own bug: fail closed, never a traceback for the student
+        if os.environ.get("BNLAB_DEBUG"):
+            traceback.print_exc()
+        message = f"the grader could not finish this check ({type(exc).__name__}); please tell your instructor"
+    return Result(check.id, check.piece, check.title, check.points if passed else 0.0, check.points,
+                  check.hidden, passed, message, time.monotonic() - start)
+
+
+def grade(student, checks, time_limit=WHOLE_RUN_LIMIT_S):
+    deadline = time.monotonic() + time_limit
+    try:
+        context = student.inventory()
+    except StudentError as exc:
+        context = {"defined": [], "load_errors": [str(exc)]}
+    results = []
+    for check in checks:
+        if time.monotonic() > deadline:
+            results.append(Result(check.id, check.piece, check.title, 0.0, check.points, check.hidden, False,
+                                  f"not graded: the time limit for the whole submission ({time_limit:.0f} s) ran out", 0.0))
+            continue
+        results.append(run_one(check, student, context))
+    return results, context

@@ -1,0 +1,102 @@
+"""Grading inside a notebook: ``check(*ids)`` grades the names the kernel has defined.
+
+The autograder test cells of the lesson notebooks call it::
+
+    from bnlab_public.notebook import check       # the public copy shipped to students
+    check("batch_norm.returns_triple")
+
+It reads the calling cell's globals (the kernel's namespace: the names the cells
+above defined; nothing is reloaded), runs the named checks through the same
+probes and judges as every other door, prints one line per check to stdout and
+raises ``AssertionError`` with the messages if any failed, so nbgrader scores the
+cell zero. Nothing goes to stderr (nbgrader zeroes a cell that writes there), the
+kernel's random state and PyTorch's determinism setting are restored afterwards.
+
+``NOTEBOOK_OF_PIECE`` says which lesson notebook holds each piece's test cells;
+the release build and the students' pytest plugin both use it.
+"""
+import contextlib
+import importlib.util
+import sys
+import warnings
+
+import torch
+
+from . import runner
+from .student import InProcessStudent
+from .student_side.session import Session
+
+NOTEBOOK_OF_PIECE = {
+    "batch_norm": "01_batch_norm.ipynb",
+    "BatchNorm": "01_batch_norm.ipynb",
+    "training": "01_batch_norm.ipynb",
+    "Residual": "02_resnet.ipynb",
+    "DenseBlock": "03_densenet.ipynb",
+    "transition_block": "03_densenet.ipynb",
+    "quiz": "04_quiz.ipynb",
+}
+
+
+class NamespaceSession(Session):
+    """A Session over names that already exist (a kernel's globals), without loading anything."""
+
+    def __init__(self, names, errors=()):
+        self.names = {k: v for k, v in names.items() if not k.startswith("__")}
+        self.errors = list(errors)
+
+
+class NamespaceStudent(InProcessStudent):
+    """``InProcessStudent`` over a namespace: same probes, same wire round-trip."""
+
+    def __init__(self, names):
+        self.session = NamespaceSession(names)
+
+
+def has_hidden():
+    """True in the instructor's grader, False in the copy shipped to students."""
+    return importlib.util.find_spec(f"{__package__}.hidden") is not None
+
+
+@contextlib.contextmanager
+def quiet_and_restored():
+    """No warnings, stderr folded into stdout, RNG and determinism settings put back."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout), torch.random.fork_rng(devices=[]):
+        warnings.simplefilter("ignore")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+def grade_names(names, ids):
+    """Results of the checks ``ids`` (in that order) on ``names``; unknown ids are reported, not run."""
+    with quiet_and_restored():
+        known = {c.id: c for c in runner.selected_checks(has_hidden())}
+        unknown = [i for i in ids if i not in known]
+        student = NamespaceStudent(names)
+        results, _ = runner.grade(student, [known[i] for i in ids if i in known])
+    return results, unknown
+
+
+def check(*ids, namespace=None):
+    """Grade the calling cell's namespace with the checks ``ids``; AssertionError if any fails."""
+    __tracebackhide__ = True  # IPython and pytest hide this frame: the student sees the message only
+    if namespace is None:
+        namespace = sys._getframe(1).f_globals
+    results, unknown = grade_names(namespace, ids)
+    failures = []
+    for r in results:
+        print(f"{'pass' if r.passed else 'FAIL'}  {r.id}  {r.score:g} / {r.max_score:g}"
+              + ("" if r.passed else f"  {r.message}"))
+        if not r.passed:
+            failures.append(f"{r.id}: {r.message}")
+    for i in unknown:
+        line = (f"{i}: this check is not part of this copy of the grader "
+                f"(the notebook is older or newer than the grader; ask your instructor)")
+        print(f"FAIL  {line}")
+        failures.append(line)
+    if failures:
+        raise AssertionError("\n".join(failures)) from None
