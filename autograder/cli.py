@@ -20,6 +20,10 @@ def build_parser():
     g.add_argument("--quiet", action="store_true", help="do not print the table")
     r = sub.add_parser("rubric", help="print every check with its points")
     r.add_argument("--public-only", action="store_true")
+    from .batch import add_grade_batch_arguments
+    from .gradescope import add_gradescope_zip_arguments
+    add_grade_batch_arguments(sub.add_parser("grade-batch", help="grade a folder of submissions in parallel"))
+    add_gradescope_zip_arguments(sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip"))
     b = sub.add_parser("build-release", help="regenerate the test cells and the student release (runs nbgrader)")
     b.add_argument("--root", help="course directory (default: the repository root)")
     return parser
@@ -62,7 +66,18 @@ def cmd_build_release(args):
     return release.run(args)
 
 
+def cmd_grade_batch(args):
+    from .batch import run_grade_batch
+    return run_grade_batch(args)
+
+
+def cmd_gradescope_zip(args):
+    from .gradescope import run_gradescope_zip
+    return run_gradescope_zip(args)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    commands = {"grade": cmd_grade, "rubric": cmd_rubric, "build-release": cmd_build_release}
+    commands = {"grade": cmd_grade, "rubric": cmd_rubric, "build-release": cmd_build_release,
+                "grade-batch": cmd_grade_batch, "gradescope-zip": cmd_gradescope_zip}
     return commands[args.command](args)
