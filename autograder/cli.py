@@ -18,6 +18,8 @@ def build_parser():
     g.add_argument("--probe-timeout", type=float, default=60.0, help="seconds one probe may take (default 60)")
     g.add_argument("--time-limit", type=float, default=600.0, help="seconds for the whole submission (default 600)")
     g.add_argument("--quiet", action="store_true", help="do not print the table")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                   help="where the training check trains (default: auto, the GPU when there is one)")
     r = sub.add_parser("rubric", help="print every check with its points")
     r.add_argument("--public-only", action="store_true")
     from .batch import add_grade_batch_arguments
@@ -33,6 +35,14 @@ def cmd_grade(args):
     if not os.path.exists(args.submission):
         print(f"error: submission {args.submission!r} does not exist", file=sys.stderr)
         return 2
+    if args.device:
+        os.environ["BNLAB_DEVICE"] = args.device
+        from .training_ref import DeviceError, choose_device
+        try:
+            choose_device()
+        except DeviceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     from .student import InProcessStudent, SandboxStudent
     student = InProcessStudent(args.submission) if args.in_process else \
         SandboxStudent(args.submission, probe_timeout=args.probe_timeout)

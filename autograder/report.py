@@ -20,7 +20,7 @@ def table(results):
     for r in results:
         flag = "pass" if r.passed else "FAIL"
         lines.append(f"{r.id:<{width}}  {flag:<6}  {r.score:>4g} / {r.max_score:<3g}")
-        if not r.passed:
+        if r.message:
             lines.append(f"{'':<{width}}    {clip(r.message, MAX_MESSAGE)}")
     score, out_of = total(results)
     lines += ["-" * (width + 19), f"{'total':<{width}}  {'':<6}  {score:>4g} / {out_of:<3g}"]
@@ -37,7 +37,7 @@ def gradescope(results, output="", hidden_visibility="after_published"):
             "score": r.score,
             "max_score": r.max_score,
             "status": "passed" if r.passed else "failed",
-            "output": clip(r.title + ("" if r.passed else "\n" + r.message), MAX_MESSAGE),
+            "output": clip(r.title + ("\n" + r.message if r.message else ""), MAX_MESSAGE),
             "visibility": hidden_visibility if r.hidden else "visible",
         } for r in results],
     }
