@@ -57,8 +57,7 @@ def cmd_grade(args):
     if args.results:
         report.write_json(args.results, report.gradescope(results, student.output()))
     if args.junit:
-        with open(args.junit, "w", encoding="utf-8") as f:
-            f.write(report.junit(results))
+        report.write_text(args.junit, report.junit(results))
     return 0
 
 

@@ -1,5 +1,7 @@
 """Reports: a terminal table, Gradescope's results.json, JUnit XML."""
 import json
+import os
+import tempfile
 import xml.etree.ElementTree as ET
 
 MAX_MESSAGE = 2000
@@ -43,9 +45,22 @@ def gradescope(results, output="", hidden_visibility="after_published"):
     }
 
 
+def write_text(path, text):
+    """Write to a temporary file beside ``path``, then rename: never follows a link planted at ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bnlab-report-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def write_json(path, data):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False)
+    write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
 
 
 def junit(results):

@@ -9,19 +9,19 @@ Both send every answer through the same encode/decode, so they grade identically
 import dataclasses
 import os
 import select
-import shutil
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 
-import torch
-
-from .student_side import wire
+# torch (and wire, which needs it) are imported where used, so that the CLI can
+# start the worker before paying for `import torch` in the grader: both imports
+# then overlap.
 
 PROBE_TIMEOUT_S = 60.0
-OUTPUT_CAP = 64 * 1024
+LOAD_TIMEOUT_S = 60.0     # starting Python + torch and running the submission, at least
+OUTPUT_HEAD = 12 * 1024    # per worker: what a submission printed first ...
+OUTPUT_TAIL = 4 * 1024     # ... and last (where a crash shows)
+OUTPUT_CAP = 24 * 1024     # all workers together (the report allows 32 KiB)
 
 
 class StudentError(Exception):
@@ -31,7 +31,7 @@ class StudentError(Exception):
 @dataclasses.dataclass
 class Returned:
     """A tensor that came back from the student's code, with where it came from."""
-    value: torch.Tensor
+    value: "torch.Tensor"  # noqa: F821
     requires_grad: bool
     grad_fn: bool
     device: str
@@ -47,6 +47,7 @@ class Unsupported:
 
 def unwrap(obj):
     """Turn the wire form into Returned / list / tuple / dict / scalars."""
+    import torch
     if type(obj) is dict:
         if "__tensor__" in obj:
             t = obj["__tensor__"]
@@ -100,16 +101,18 @@ class InProcessStudent(Student):
         self.session = Session(path)
 
     def _ask(self, request):
+        from .student_side import wire
         response = self.session.handle(wire.decode(wire.encode(request)[8:]))
         return wire.decode(wire.encode(response)[8:])
 
 
 class CappedReader(threading.Thread):
-    """Drains a pipe, keeps the first ``cap`` bytes and counts the rest."""
+    """Drains a pipe; keeps its first ``head`` and last ``tail`` bytes and counts the rest."""
 
-    def __init__(self, stream, cap=OUTPUT_CAP):
+    def __init__(self, stream, head=OUTPUT_HEAD, tail=OUTPUT_TAIL):
         super().__init__(daemon=True)
-        self.stream, self.cap, self.kept, self.total = stream, cap, bytearray(), 0
+        self.stream, self.head, self.tail = stream, head, tail
+        self.first, self.last, self.total = bytearray(), bytearray(), 0
         self.start()
 
     def run(self):
@@ -118,33 +121,66 @@ class CappedReader(threading.Thread):
             if not chunk:
                 break
             self.total += len(chunk)
-            room = self.cap - len(self.kept)
+            room = self.head - len(self.first)
             if room > 0:
-                self.kept += chunk[:room]
+                self.first += chunk[:room]
+                chunk = chunk[room:]
+            self.last = (self.last + chunk)[-self.tail:] if self.tail else bytearray()
 
     def text(self):
-        text = self.kept.decode("utf-8", "replace")
-        if self.total > len(self.kept):
-            text += f"\n... [output truncated: {self.total} bytes in all, first {len(self.kept)} kept]"
-        return text
+        first = self.first.decode("utf-8", "replace")
+        if self.total <= len(self.first) + len(self.last):
+            return first + self.last.decode("utf-8", "replace")
+        return (first + f"\n... [output truncated: {self.total} bytes in all; the first {len(self.first)} "
+                f"and the last {len(self.last)} are kept] ...\n" + self.last.decode("utf-8", "replace"))
 
 
-def student_side_copy():
-    """A folder holding only the code that may run beside the student's."""
-    root = tempfile.mkdtemp(prefix="bnlab-worker-")
-    src = os.path.join(os.path.dirname(__file__), "student_side")
-    shutil.copytree(src, os.path.join(root, "student_side"), ignore=shutil.ignore_patterns("__pycache__"))
-    return root
+MAX_MESSAGE = 256 << 20   # largest answer the grader will read from the worker
+MAX_ELEMENTS = 1 << 26    # largest tensor (elements) it will accept
+
+
+def check_tensors(obj, depth=0):
+    """Every tensor that came back is an ordinary dense CPU tensor of a sane size.
+
+    ``wire.decode`` already refused everything but exactly ``torch.Tensor``;
+    this also refuses sparse / quantized / meta layouts and tensors whose
+    stride-0 views would make the grader allocate without bound."""
+    import torch
+    if type(obj) is torch.Tensor:
+        if obj.layout is not torch.strided or obj.is_quantized or obj.device.type != "cpu" \
+                or obj.numel() > MAX_ELEMENTS:
+            raise ValueError("unsupported tensor")
+    elif type(obj) in (list, tuple):
+        for v in obj:
+            check_tensors(v, depth + 1)
+    elif type(obj) is dict:
+        for v in obj.values():
+            check_tensors(v, depth + 1)
+
+
+def well_formed(answer):
+    """{"ok": value} or {"error": {"type": str, "message": str, "where": str}}, nothing else."""
+    if type(answer) is not dict or len(answer) != 1:
+        return False
+    if "ok" in answer:
+        return True
+    error = answer.get("error")
+    return type(error) is dict and all(type(error.get(k)) is str for k in ("type", "message", "where"))
 
 
 class SandboxStudent(Student):
-    """The submission runs in a worker process; a dead or stuck worker is restarted for the next probe."""
+    """The submission runs in a boxed worker process (see ``sandbox.py``).
 
-    def __init__(self, path, probe_timeout=PROBE_TIMEOUT_S, launcher=None):
+    Each probe has a wall-clock limit; a worker that dies or hangs during a
+    probe is killed and a fresh one is started for the next probe. A worker
+    that cannot load the submission fails every later probe at once."""
+
+    def __init__(self, path, probe_timeout=PROBE_TIMEOUT_S, limits=None, isolate=True, load_timeout=None):
+        from .sandbox import Sandbox
         self.path = os.path.abspath(path)
         self.probe_timeout = probe_timeout
-        self.launcher = launcher
-        self.code_dir = student_side_copy()
+        self.load_timeout = max(probe_timeout, LOAD_TIMEOUT_S) if load_timeout is None else load_timeout
+        self.sandbox = Sandbox(self.path, limits=limits, isolate=isolate)
         self.proc = None
         self.load_failure = None
         self.outputs = []
@@ -153,36 +189,54 @@ class SandboxStudent(Student):
     def _start(self):
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")}
-        env.update(BNLAB_REQ_FD=str(req_r), BNLAB_RESP_FD=str(resp_w), BNLAB_SUBMISSION=self.path,
-                   PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
-        cmd = [sys.executable, "-I", "-c",
-               f"import sys; sys.path.insert(0, {self.code_dir!r}); from student_side.worker import main; main()"]
-        if self.launcher:
-            cmd = self.launcher(cmd)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env=env, cwd=os.path.dirname(self.path) if os.path.isfile(self.path) else self.path,
-                                     pass_fds=(req_r, resp_w), start_new_session=True)
-        os.close(req_r)
-        os.close(resp_w)
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL")}
+        env.update(BNLAB_REQ_FD=str(req_r), BNLAB_RESP_FD=str(resp_w), PYTHONDONTWRITEBYTECODE="1",
+                   OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+        out_r, out_w = os.pipe()
+        try:
+            self.proc = self.sandbox.start(env, (req_r, resp_w), out_w)
+        finally:
+            for fd in (req_r, resp_w, out_w):
+                os.close(fd)
         self.req = os.fdopen(req_w, "wb", buffering=0)
         self.resp = os.fdopen(resp_r, "rb", buffering=0)
-        self.reader = CappedReader(self.proc.stdout)
+        self.reader = CappedReader(os.fdopen(out_r, "rb", buffering=0))
         self.loaded = False
 
-    def _read(self, timeout):
-        """One answer, or None if the worker died or timed out."""
-        deadline = time.monotonic() + timeout
-        head = b""
-        while len(head) < 8:
+    def _write(self, data, deadline):
+        """Send a request without ever blocking past the deadline (the worker may stop reading)."""
+        view, fd = memoryview(data), self.req.fileno()
+        while view:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.resp], [], [], left)[0]:
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
                 return "timeout"
-            chunk = self.resp.read(8 - len(head))
-            if not chunk:
+            try:
+                view = view[os.write(fd, view[: 1 << 16]):]
+            except OSError:
                 return None
-            head += chunk
+        return True
+
+    def _read(self, timeout):
+        """One decoded answer; "timeout"; None if the worker died; "bad" if it sent garbage."""
+        deadline = time.monotonic() + timeout
+        head = self._read_exactly(8, deadline)
+        if not isinstance(head, bytes):
+            return head
         n = int.from_bytes(head, "little")
+        if n > MAX_MESSAGE:
+            return "bad"
+        data = self._read_exactly(n, deadline)
+        if not isinstance(data, bytes):
+            return data
+        from .student_side import wire
+        try:
+            answer = wire.decode(data)
+            check_tensors(answer)
+        except Exception:
+            return "bad"
+        return answer if well_formed(answer) else "bad"
+
+    def _read_exactly(self, n, deadline):
         data = bytearray()
         while len(data) < n:
             left = deadline - time.monotonic()
@@ -192,19 +246,24 @@ class SandboxStudent(Student):
             if not chunk:
                 return None
             data += chunk
-        try:
-            return wire.decode(bytes(data))
-        except Exception:
-            return {"error": {"type": "ProbeError", "message": "your code sent back something that is not plain data", "where": ""}}
+        return bytes(data)
 
-    def _death(self, what):
+    def _death(self, what, limit=None):
         proc = self.proc
+        if what is None:  # the worker closed its pipe: let it finish dying to learn why
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
         self._stop()
         code = proc.returncode
         if what == "timeout":
-            return f"timed out after {self.probe_timeout:.0f} s (an infinite loop, or far too much work?)"
+            return f"timed out after {limit or self.probe_timeout:g} s (an infinite loop, or far too much work?)"
+        if what == "bad":
+            return "your code sent back something that is not plain data (tensors, numbers, lists, dicts)"
         if code is not None and code < 0:
-            return f"the process running your code was killed by signal {-code} (out of memory or a crash?)"
+            name = {9: "SIGKILL", 11: "SIGSEGV", 6: "SIGABRT", 24: "SIGXCPU"}.get(-code, f"signal {-code}")
+            return f"the process running your code was killed ({name}: out of memory, CPU limit or a crash?)"
         return f"the process running your code exited (status {code}) before answering: does your code call exit()?"
 
     def _ask(self, request):
@@ -213,40 +272,42 @@ class SandboxStudent(Student):
         if self.proc is None:
             self._start()
         if not self.loaded:
-            answer = self._read(self.probe_timeout)
+            answer = self._read(self.load_timeout)
             if not (isinstance(answer, dict) and answer.get("ok") == "loaded"):
-                self.load_failure = "while loading your submission, " + self._death(answer)
+                self.load_failure = "while loading your submission, " + self._death(answer, self.load_timeout)
                 return {"error": {"type": "ProbeError", "message": self.load_failure, "where": ""}}
             self.loaded = True
-        try:
-            self.req.write(wire.encode(request))
-        except (BrokenPipeError, OSError):
-            return {"error": {"type": "ProbeError", "message": self._death(None), "where": ""}}
-        answer = self._read(self.probe_timeout)
+        from .student_side import wire
+        deadline = time.monotonic() + self.probe_timeout
+        sent = self._write(wire.encode(request), deadline)
+        if sent is not True:
+            return {"error": {"type": "ProbeError", "message": self._death(sent), "where": ""}}
+        answer = self._read(max(0.0, deadline - time.monotonic()))
         if not isinstance(answer, dict):
             return {"error": {"type": "ProbeError", "message": self._death(answer), "where": ""}}
         return answer
 
-    def _stop(self):
+    def _stop(self, linger=0.0):
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, 9)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait()
-        for stream in (self.req, self.resp):
+        for stream in (self.req, self.resp):  # a worker waiting for a request now exits
             try:
                 stream.close()
             except OSError:
                 pass
-        self.reader.join(timeout=5)
+        self.sandbox.stop(self.proc, linger=linger)
+        self.reader.join(timeout=10)
         self.outputs.append(self.reader.text())
         self.proc = None
 
     def output(self):
-        return "".join(self.outputs)[: 2 * OUTPUT_CAP]
+        """What the submission printed (capped), after one line saying how it was boxed."""
+        text = "".join(self.outputs)
+        if len(text) > OUTPUT_CAP:
+            text = text[: OUTPUT_CAP - 2048] + f"\n... [{len(text) - OUTPUT_CAP + 2048} characters cut] ...\n" \
+                + text[-2048:]
+        return self.sandbox.summary() + "\n" + text
 
     def close(self):
-        self._stop()
-        shutil.rmtree(self.code_dir, ignore_errors=True)
+        self._stop(linger=2.0)
+        self.sandbox.cleanup()

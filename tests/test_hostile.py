@@ -1,0 +1,268 @@
+"""A catalogue of hostile submissions (tests/hostile/), each graded through the real CLI
+(``python -m autograder grade X --results r.json``) with its expected outcome asserted.
+
+Most hostile files are added before ("top") or after ("bottom") the reference
+solution, so that what they break is precise and what they do not touch must keep
+its marks. Every run also proves: the CLI exits 0 whatever the submission does,
+and the report stays under 1 MB. The gradings are independent processes, so the
+``graded`` fixture runs them a few at a time; each test then reads its own report.
+"""
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REFERENCE, ROOT, grade_path
+from autograder import runner
+
+HOSTILE = os.path.join(ROOT, "tests", "hostile")
+REPORT_LIMIT = 1_000_000
+BN, TB = "batch_norm", "transition_block"
+AT_ONCE = 3
+FORGED_MARKER = "/tmp/bnlab-hostile-forged-wire-pwned"
+WATCHED = ["/tmp/results.json", "/tmp/r.json", "/autograder/results/results.json", "/results.json",
+           os.path.join(ROOT, "results.json")]
+
+
+def ids_of(piece):
+    return [c.id for c in runner.selected_checks(True) if c.piece == piece]
+
+
+def catalogue():
+    """name -> (where the hostile code goes, --only selection, extra CLI arguments)."""
+    one_bn_and_tb = ids_of(BN)[:1] + [TB]  # for cases that cost a worker restart per check
+    return {
+        "syntax_error": ("alone", [BN, TB], ()),
+        "missing_import": ("top", [BN, TB], ()),
+        "exception_at_import": ("top", [BN, TB], ()),
+        "sys_exit_at_import": ("top", [BN, TB], ()),
+        "os_exit_at_import": ("top", [BN, TB], ()),
+        "sys_exit_in_function": ("bottom", [BN, TB], ()),
+        "os_exit_in_function": ("bottom", one_bn_and_tb, ()),
+        "infinite_loop": ("bottom", one_bn_and_tb, ("--probe-timeout", "5")),
+        "huge_allocation": ("bottom", [BN, TB], ()),
+        "nan_outputs": ("bottom", [BN, TB], ()),
+        "lying_tensor": ("bottom", [BN, TB], ()),
+        "monkeypatch": ("bottom", [BN], ()),
+        "forged_wire": ("bottom", one_bn_and_tb, ()),
+        "print_flood": ("bottom", [BN, TB], ()),
+        "detached_child": ("bottom", [BN, TB], ()),
+        "fake_results": ("bottom", [BN], ()),
+        "walk_fs": ("bottom", ["quiz"], ()),
+    }
+
+
+def submission(name, place, folder):
+    with open(os.path.join(HOSTILE, name + ".py"), encoding="utf-8") as f:
+        hostile = f.read()
+    with open(REFERENCE, encoding="utf-8") as f:
+        reference = f.read()
+    text = {"alone": hostile, "top": hostile + "\n" + reference, "bottom": reference + "\n\n" + hostile}[place]
+    path = os.path.join(str(folder), name + ".py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+class Graded:
+    def __init__(self, name, place, only, extra, folder):
+        path = submission(name, place, folder)
+        self.results = os.path.join(str(folder), "results.json")
+        start = time.monotonic()
+        self.proc = subprocess.run([sys.executable, "-m", "autograder", "grade", path, "--results", self.results,
+                                    "--quiet", "--only", *only, *extra],
+                                   cwd=ROOT, capture_output=True, text=True, timeout=600)
+        self.seconds = time.monotonic() - start
+        self.report, self.tests = None, {}
+        if os.path.exists(self.results):
+            with open(self.results, encoding="utf-8") as f:
+                self.report = json.load(f)
+            self.tests = {t["name"]: t for t in self.report["tests"]}
+
+    def check(self):
+        """What holds for every hostile submission; returns (report, {check id: test})."""
+        assert self.proc.returncode == 0, self.proc.stderr[-3000:]
+        assert os.path.getsize(self.results) < REPORT_LIMIT
+        assert self.tests, "no check ran"
+        return self.report, self.tests
+
+
+def mtimes(paths):
+    return {p: os.stat(p).st_mtime_ns if os.path.exists(p) else None for p in paths}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Grade the whole catalogue, AT_ONCE at a time; also note the host's state before."""
+    if os.path.exists(FORGED_MARKER):
+        os.remove(FORGED_MARKER)
+    before = {"sleepers": live_sleepers(), "watched": mtimes(WATCHED)}
+    jobs = {name: (place, only, extra, tmp_path_factory.mktemp(name))
+            for name, (place, only, extra) in catalogue().items()}
+    with concurrent.futures.ThreadPoolExecutor(AT_ONCE) as pool:
+        futures = {name: pool.submit(Graded, name, *job) for name, job in jobs.items()}
+        done = {name: f.result() for name, f in futures.items()}
+    for name, g in done.items():  # shown with pytest -s
+        print(f"hostile {name}: graded in {g.seconds:.1f} s ({AT_ONCE} at a time)")
+    done["before"] = before
+    return done
+
+
+def of(tests, piece):
+    found = {i: t for i, t in tests.items() if i == piece or i.startswith(piece + ".")}
+    assert found, f"no {piece} check ran"
+    return found
+
+
+def all_fail(tests, *needles):
+    for i, t in tests.items():
+        assert t["score"] == 0 and t["status"] == "failed", (i, t["output"])
+        assert any(n in t["output"] for n in needles), (i, t["output"], needles)
+
+
+def all_pass(tests):
+    for i, t in tests.items():
+        assert t["score"] == t["max_score"] > 0, (i, t["output"])
+
+
+def test_catalogue_is_complete():
+    names = sorted(n[:-3] for n in os.listdir(HOSTILE) if n.endswith(".py"))
+    tested = sorted(n[len("test_"):] for n in globals() if n.startswith("test_") and n[5:] in names)
+    assert len(names) >= 12 and names == tested == sorted(catalogue())
+
+
+# ---- loading goes wrong: every check fails, saying why ------------------------
+
+def test_syntax_error(graded):
+    _, tests = graded["syntax_error"].check()
+    all_fail(tests, "SyntaxError")
+
+
+def test_missing_import(graded):
+    _, tests = graded["missing_import"].check()
+    all_fail(tests, "bnlab_no_such_module")
+
+
+def test_exception_at_import(graded):
+    _, tests = graded["exception_at_import"].check()
+    all_fail(tests, "boom while importing the submission")
+
+
+def test_sys_exit_at_import(graded):
+    _, tests = graded["sys_exit_at_import"].check()
+    all_fail(tests, "SystemExit")
+
+
+def test_os_exit_at_import(graded):
+    _, tests = graded["os_exit_at_import"].check()
+    all_fail(tests, "while loading your submission, the process running your code exited (status 0)")
+    seconds = graded["os_exit_at_import"].seconds
+    assert seconds < 90, f"{seconds:.0f} s: the worker was restarted for each check?"
+
+
+# ---- one piece goes wrong: it scores zero, the rest keep their marks -----------
+
+def test_sys_exit_in_function(graded):
+    _, tests = graded["sys_exit_in_function"].check()
+    all_fail(of(tests, BN), "SystemExit")
+    all_pass(of(tests, TB))
+
+
+def test_os_exit_in_function(graded):
+    _, tests = graded["os_exit_in_function"].check()
+    all_fail(of(tests, BN), "exited (status 3)")
+    all_pass(of(tests, TB))  # graded by a fresh worker
+
+
+def test_infinite_loop(graded):
+    _, tests = graded["infinite_loop"].check()
+    all_fail(of(tests, BN), "timed out after 5 s")
+    all_pass(of(tests, TB))
+
+
+def test_huge_allocation(graded):
+    _, tests = graded["huge_allocation"].check()
+    all_fail(of(tests, BN), "MemoryError", "can't allocate memory")
+    all_pass(of(tests, TB))
+
+
+def test_nan_outputs(graded):
+    _, tests = graded["nan_outputs"].check()
+    bn = of(tests, BN)
+    failed = [t for t in bn.values() if t["score"] == 0]
+    # only checks that do not judge values (shapes, detached statistics) may pass
+    assert sum(t["score"] for t in bn.values()) <= 0.25 * sum(t["max_score"] for t in bn.values())
+    assert sum("NaN" in t["output"] for t in failed) >= len(failed) / 2
+    all_pass(of(tests, TB))
+
+
+def test_lying_tensor(graded):
+    _, tests = graded["lying_tensor"].check()
+    bn = of(tests, BN)
+    all_fail(bn, "")
+    assert any("tensor subclass" in t["output"] for t in bn.values())
+    all_pass(of(tests, TB))
+
+
+def test_monkeypatch(graded, tmp_path):
+    """The patches change nothing: same marks as the same mistake without them."""
+    _, tests = graded["monkeypatch"].check()
+    control = tmp_path / "control.py"
+    control.write_text(open(REFERENCE).read() + "\n\ndef batch_norm(is_training, X, gamma, beta, moving_mean, "
+                       "moving_var, eps, momentum):\n    return X, moving_mean, moving_var\n")
+    expected = grade_path(str(control), only=[BN])
+    assert {i: t["score"] for i, t in tests.items()} == {i: r.score for i, r in expected.items()}
+    assert sum(r.score for r in expected.values()) < sum(r.max_score for r in expected.values())
+
+
+def test_forged_wire(graded):
+    _, tests = graded["forged_wire"].check()
+    all_fail(tests, "not plain data")
+    assert not os.path.exists(FORGED_MARKER), "the grader unpickled code from the submission"
+
+
+# ---- correct work that behaves badly keeps its marks ---------------------------
+
+def test_print_flood(graded):
+    report, tests = graded["print_flood"].check()
+    all_pass(tests)
+    assert "output truncated" in report["output"]
+
+
+def live_sleepers():
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"987.65" in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def test_detached_child(graded):
+    _, tests = graded["detached_child"].check()
+    all_pass(tests)
+    assert not graded["before"]["sleepers"]
+    assert not live_sleepers(), "a process started by the submission outlived grading"
+
+
+# ---- the sandbox's boundaries ----------------------------------------------
+
+def test_fake_results(graded):
+    report, tests = graded["fake_results"].check()
+    assert report["score"] < sum(t["max_score"] for t in tests.values())
+    assert "pwned" not in tests
+    assert mtimes(WATCHED) == graded["before"]["watched"], "the submission wrote where a report could go"
+
+
+def test_walk_fs(graded):
+    report, tests = graded["walk_fs"].check()
+    assert "WALKED" in report["output"]
+    assert "FOUND" not in report["output"], report["output"][:3000]
+    all_fail({i: t for i, t in tests.items() if i.startswith("quiz.q")}, "")
