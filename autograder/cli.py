@@ -26,6 +26,12 @@ def build_parser():
     from .gradescope import add_gradescope_zip_arguments
     add_grade_batch_arguments(sub.add_parser("grade-batch", help="grade a folder of submissions in parallel"))
     add_gradescope_zip_arguments(sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip"))
+    v = sub.add_parser("nbgrader-verify",
+                       help="re-grade nbgrader's submissions with the CLI; list checks whose points differ")
+    v.add_argument("assignment", nargs="?", default="bn_resnet_densenet")
+    v.add_argument("--student", nargs="*")
+    v.add_argument("--root")
+    v.add_argument("--probe-timeout", type=float)
     b = sub.add_parser("build-release", help="regenerate the test cells and the student release (runs nbgrader)")
     b.add_argument("--root", help="course directory (default: the repository root)")
     return parser
@@ -85,8 +91,14 @@ def cmd_gradescope_zip(args):
     return run_gradescope_zip(args)
 
 
+def cmd_nbgrader_verify(args):
+    from . import nbgrader_verify  # instructor-only: not in the students' copy
+    return nbgrader_verify.run(args)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     commands = {"grade": cmd_grade, "rubric": cmd_rubric, "build-release": cmd_build_release,
-                "grade-batch": cmd_grade_batch, "gradescope-zip": cmd_gradescope_zip}
+                "grade-batch": cmd_grade_batch, "gradescope-zip": cmd_gradescope_zip,
+                "nbgrader-verify": cmd_nbgrader_verify}
     return commands[args.command](args)

@@ -14,7 +14,11 @@ Every step is deterministic, so a re-run leaves ``assignments/`` byte-identical:
    test cell per registered check of that piece, points = the check's points. Public checks
    are called visibly (``bnlab_public.notebook.check``); hidden ones inside a
    ``### BEGIN HIDDEN TESTS`` region (``autograder.notebook.check``), in cells whose grade id
-   does not name the check. One check per cell, so nbgrader's score equals the CLI's;
+   does not name the check. One check per cell, so nbgrader's score equals the CLI's.
+   Public cells also re-import ``check`` from ``autograder.notebook`` in a hidden region: the
+   release shows the public import only, while ``nbgrader autograde`` (which restores the
+   source of locked cells) grades every check with the instructor's grader, one sandboxed
+   worker per notebook (``autograder/notebook.py``);
 4. run the real ``nbgrader generate_assignment <assignment> --force`` (venv ``bin/`` on PATH);
 5. check the release: no solution region, hidden-test region, hidden check id, quiz key,
    ``hidden/`` folder or ``quiz_key`` file (``release_problems``).
@@ -35,7 +39,9 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(PACKAGE_DIR)
 ASSIGNMENT = "bn_resnet_densenet"
 VENDOR = "bnlab_public"
-NOT_VENDORED = {"hidden", "release.py", "__pycache__"}
+# Instructor-only modules and the command line stay out of the students' copy.
+NOT_VENDORED = {"hidden", "release.py", "nbgrader_hooks.py", "nbgrader_verify.py", "batch.py", "insight.py",
+                "gradescope.py", "summary_md.py", "cli.py", "__main__.py", "__pycache__"}
 GENERATED = "generated"
 
 CONFTEST = '''\
@@ -144,6 +150,9 @@ def public_cell(c):
     plural = "" if c.points == 1 else "s"
     source = (f"# 公开测试 / public test ({c.points:g} point{plural}): {c.title}\n"
               f"from {VENDOR}.notebook import check\n"
+              f"### BEGIN HIDDEN TESTS\n"
+              f"from autograder.notebook import check  # autograde: the instructor's grader, as for hidden tests\n"
+              f"### END HIDDEN TESTS\n"
               f"check({c.id!r})")
     return test_cell(f"test_{slug(c.id)}", source, c.points)
 

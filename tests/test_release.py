@@ -141,7 +141,7 @@ def test_points_come_from_the_registry():
         source = "".join(cell["source"])
         ids = re.findall(r"check(?:_hidden)?\('([^']+)'\)", source)
         assert len(ids) == 1, source
-        called[ids[0]] = (name, cell["metadata"]["nbgrader"]["points"], "BEGIN HIDDEN TESTS" in source)
+        called[ids[0]] = (name, cell["metadata"]["nbgrader"]["points"], "check_hidden(" in source)
         assert cell["metadata"]["nbgrader"]["locked"]
     checks = all_checks()
     assert set(called) == {c.id for c in checks}

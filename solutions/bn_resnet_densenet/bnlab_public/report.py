@@ -1,5 +1,7 @@
 """Reports: a terminal table, Gradescope's results.json, JUnit XML."""
 import json
+import os
+import tempfile
 import xml.etree.ElementTree as ET
 
 MAX_MESSAGE = 2000
@@ -20,7 +22,7 @@ def table(results):
     for r in results:
         flag = "pass" if r.passed else "FAIL"
         lines.append(f"{r.id:<{width}}  {flag:<6}  {r.score:>4g} / {r.max_score:<3g}")
-        if not r.passed:
+        if r.message:
             lines.append(f"{'':<{width}}    {clip(r.message, MAX_MESSAGE)}")
     score, out_of = total(results)
     lines += ["-" * (width + 19), f"{'total':<{width}}  {'':<6}  {score:>4g} / {out_of:<3g}"]
@@ -37,15 +39,28 @@ def gradescope(results, output="", hidden_visibility="after_published"):
             "score": r.score,
             "max_score": r.max_score,
             "status": "passed" if r.passed else "failed",
-            "output": clip(r.title + ("" if r.passed else "\n" + r.message), MAX_MESSAGE),
+            "output": clip(r.title + ("\n" + r.message if r.message else ""), MAX_MESSAGE),
             "visibility": hidden_visibility if r.hidden else "visible",
         } for r in results],
     }
 
 
+def write_text(path, text):
+    """Write to a temporary file beside ``path``, then rename: never follows a link planted at ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bnlab-report-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def write_json(path, data):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False)
+    write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
 
 
 def junit(results):

@@ -51,8 +51,9 @@ def run_one(check, student, context):
     start = time.monotonic()
     passed, message = False, ""
     try:
-        check.judge(student)
+        note = check.judge(student)  # a judge may return a note for the student (e.g. which data set was used)
         passed = True
+        message = note if isinstance(note, str) else ""
     except Fail as exc:
         message = str(exc)
     except StudentError as exc:

@@ -9,14 +9,15 @@ and printed in the report's output, so a weaker platform is visible, never silen
 Layers, outermost first:
 
 1. A private folder holding a COPY of the submission (``work/``, the worker's
-   cwd) and of ``autograder/student_side`` (``code/``, the only thing added to
-   ``sys.path``). The worker runs ``python -I``: no cwd, no user site, no
-   PYTHON* variables.
+   cwd) and of ``autograder/student_side`` (``code/``, first on ``sys.path``; the
+   submission's folder comes last). The worker runs ``python -s -P -u`` in an
+   environment built from scratch: no user site, no cwd on the path, no
+   PYTHONPATH, a fixed hash seed.
 2. Namespaces (``unshare``): a new network namespace (no network: only a
-   loopback that is down), a new PID namespace (the worker is its pid 1, so when
-   it dies the kernel kills every process it started, double-forked and
-   ``setsid``'d ones included), new IPC and UTS namespaces, and a new mount
-   namespace in which the worker is ``chroot``'ed into a *jail*: a read-only
+   loopback that is down), a new PID namespace (a small init is its pid 1 and
+   the worker its child; when the worker ends, init exits and the kernel kills
+   every process left, double-forked and ``setsid``'d ones included), new IPC
+   and UTS namespaces, and a new mount namespace in which the worker is ``chroot``'ed into a *jail*: a read-only
    tmpfs holding only the system folders (``/usr``, ``/etc`` ...), Python and its
    site-packages, fresh ``/tmp``, ``/dev/shm`` and ``/proc``, and ``/sandbox``
    (the private folder). The grader's own package (hidden checks, quiz key),
@@ -24,7 +25,9 @@ Layers, outermost first:
    are simply not there. Not root: the same through a user namespace, when the
    kernel allows unprivileged ones.
 3. Privileges: as root, the worker drops to an unprivileged user (``nobody``)
-   with no supplementary groups and ``PR_SET_NO_NEW_PRIVS``.
+   with no supplementary groups and ``PR_SET_NO_NEW_PRIVS``; the bootstrap and
+   init are not dumpable (no ptrace). A chrooted process cannot create a user
+   namespace, which closes the classic chroot escape.
 4. Resource limits (``setrlimit``): memory (``RLIMIT_DATA``: private writable
    memory; unlike ``RLIMIT_AS`` it leaves room for the large address-space
    reservations of torch / CUDA), CPU seconds, file size, processes, open
@@ -35,7 +38,6 @@ Layers, outermost first:
    process group as a last resort.
 """
 import ctypes
-import errno
 import json
 import os
 import shutil
@@ -61,7 +63,7 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
@@ -119,6 +121,20 @@ def copy_submission(path, dest):
     return target
 
 
+def read_until_eof(fd, timeout):
+    import select
+    data, deadline = b"", time.monotonic() + timeout
+    try:
+        while select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    return data
+
+
 class Sandbox:
     """One private folder for one submission; ``start`` launches a boxed worker there."""
 
@@ -161,16 +177,22 @@ class Sandbox:
                                 env={"PATH": os.defpath}, cwd=self.root,
                                 pass_fds=tuple(pass_fds) + (status_w,), start_new_session=True)
         os.close(status_w)
-        with os.fdopen(status_r, "rb") as f:
-            raw = f.read()  # EOF once the worker is exec'ed (or the bootstrap failed)
+        raw = read_until_eof(status_r, timeout=60)  # EOF once the worker is exec'ed (or the bootstrap failed)
         try:
             self.status = json.loads(raw.decode() or "{}") or {"error": "the sandbox did not start"}
         except ValueError:
             self.status = {"error": "the sandbox did not report"}
         return proc
 
-    def stop(self, proc, grace=10.0):
-        """Kill the worker and everything it started; wait for the bootstrap."""
+    def stop(self, proc, grace=10.0, linger=0.0):
+        """Kill the worker and everything it started; wait for the bootstrap.
+
+        ``linger``: seconds to let a worker that was told to finish (its request
+        pipe closed) exit by itself first."""
+        try:
+            proc.wait(timeout=linger)
+        except subprocess.TimeoutExpired:
+            pass
         if proc.poll() is None:
             try:
                 proc.send_signal(signal.SIGTERM)  # the bootstrap kills and reaps everything
@@ -273,7 +295,8 @@ def mount_flags_of(path):
            (MS_NOEXEC if f & os.ST_NOEXEC else 0)
 
 
-def bind(source, target, readonly=True, recursive=False):
+def bind(source, target, readonly=True, recursive=True):
+    """Recursive by default: in a user namespace a plain bind over locked submounts is refused."""
     if os.path.isdir(source):
         os.makedirs(target, exist_ok=True)
     else:
@@ -317,7 +340,7 @@ def build_jail(cfg, fresh_proc):
     if fresh_proc:
         mount("proc", inner("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     else:
-        bind("/proc", inner("/proc"), readonly=False, recursive=True)
+        bind("/proc", inner("/proc"), readonly=False)
     if os.path.isdir("/sys"):
         bind("/sys", inner("/sys"))
     point = inner(cfg["mount_point"])
@@ -360,7 +383,10 @@ def set_limits(limits, own_user):
 
 
 def worker_argv(python, code):
-    return [python, "-I", "-u", "-c",
+    """-s -P: no user site, no cwd on sys.path; not -I, whose -E would also drop
+    PYTHONHASHSEED (the environment is built from scratch: no PYTHONPATH can get in)."""
+    isolation = ["-s", "-P"] if sys.version_info >= (3, 11) else ["-I"]
+    return [python, *isolation, "-u", "-c",
             f"import sys; sys.path.insert(0, {code!r}); from student_side.worker import main; main()"]
 
 
@@ -447,6 +473,16 @@ def report_failure(cfg, exc):
         pass
 
 
+def remove_private_folder(root):
+    """rmtree, but never through the jail: in our mount namespace it may still be mounted."""
+    jail = os.path.join(root, "jail")
+    if os.path.ismount(jail) and _libc().umount2(jail.encode(), 2) != 0:  # MNT_DETACH
+        for name in ("work", "code"):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        return
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def direct_children():
     me = str(os.getpid())
     found = []
@@ -487,7 +523,7 @@ def bootstrap(cfg):
     """Outside the box, as the grader's user: namespaces, then init; wait, clean up, pass on the status."""
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # the grader died: clean up
-    state = {"init": None}
+    state = {"init": None, "grader": os.getppid()}
 
     def terminate(signum, frame):
         if state["init"]:
@@ -496,6 +532,8 @@ def bootstrap(cfg):
             except ProcessLookupError:
                 pass
         sweep()
+        if os.getppid() != state["grader"]:  # the grader died: nobody else will remove the private folder
+            remove_private_folder(cfg["root"])
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
@@ -506,6 +544,7 @@ def bootstrap(cfg):
               "mnt": f"{NO_NAMESPACES} is set", "user_ns": False}
     else:
         ns = enter_namespaces()
+    prctl(PR_SET_DUMPABLE, 0)  # no ptrace into us or our init (same uid in a user namespace); exec resets it
     exit_r, exit_w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -535,4 +574,9 @@ def bootstrap(cfg):
 
 
 if __name__ == "__main__":
-    bootstrap(json.loads(sys.argv[1]))
+    config = json.loads(sys.argv[1])
+    try:
+        bootstrap(config)
+    except Exception as error:  # say why in the report, not with a traceback in the student's output
+        report_failure(config, error)
+        os._exit(70)

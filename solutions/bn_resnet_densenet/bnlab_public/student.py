@@ -158,6 +158,16 @@ def check_tensors(obj, depth=0):
             check_tensors(v, depth + 1)
 
 
+def well_formed(answer):
+    """{"ok": value} or {"error": {"type": str, "message": str, "where": str}}, nothing else."""
+    if type(answer) is not dict or len(answer) != 1:
+        return False
+    if "ok" in answer:
+        return True
+    error = answer.get("error")
+    return type(error) is dict and all(type(error.get(k)) is str for k in ("type", "message", "where"))
+
+
 class SandboxStudent(Student):
     """The submission runs in a boxed worker process (see ``sandbox.py``).
 
@@ -193,6 +203,19 @@ class SandboxStudent(Student):
         self.reader = CappedReader(os.fdopen(out_r, "rb", buffering=0))
         self.loaded = False
 
+    def _write(self, data, deadline):
+        """Send a request without ever blocking past the deadline (the worker may stop reading)."""
+        view, fd = memoryview(data), self.req.fileno()
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                return "timeout"
+            try:
+                view = view[os.write(fd, view[: 1 << 16]):]
+            except OSError:
+                return None
+        return True
+
     def _read(self, timeout):
         """One decoded answer; "timeout"; None if the worker died; "bad" if it sent garbage."""
         deadline = time.monotonic() + timeout
@@ -209,9 +232,9 @@ class SandboxStudent(Student):
         try:
             answer = wire.decode(data)
             check_tensors(answer)
-            return answer
         except Exception:
             return "bad"
+        return answer if well_formed(answer) else "bad"
 
     def _read_exactly(self, n, deadline):
         data = bytearray()
@@ -255,24 +278,24 @@ class SandboxStudent(Student):
                 return {"error": {"type": "ProbeError", "message": self.load_failure, "where": ""}}
             self.loaded = True
         from .student_side import wire
-        try:
-            self.req.write(wire.encode(request))
-        except OSError:
-            return {"error": {"type": "ProbeError", "message": self._death(None), "where": ""}}
-        answer = self._read(self.probe_timeout)
+        deadline = time.monotonic() + self.probe_timeout
+        sent = self._write(wire.encode(request), deadline)
+        if sent is not True:
+            return {"error": {"type": "ProbeError", "message": self._death(sent), "where": ""}}
+        answer = self._read(max(0.0, deadline - time.monotonic()))
         if not isinstance(answer, dict):
             return {"error": {"type": "ProbeError", "message": self._death(answer), "where": ""}}
         return answer
 
-    def _stop(self):
+    def _stop(self, linger=0.0):
         if self.proc is None:
             return
-        self.sandbox.stop(self.proc)
-        for stream in (self.req, self.resp):
+        for stream in (self.req, self.resp):  # a worker waiting for a request now exits
             try:
                 stream.close()
             except OSError:
                 pass
+        self.sandbox.stop(self.proc, linger=linger)
         self.reader.join(timeout=10)
         self.outputs.append(self.reader.text())
         self.proc = None
@@ -286,5 +309,5 @@ class SandboxStudent(Student):
         return self.sandbox.summary() + "\n" + text
 
     def close(self):
-        self._stop()
+        self._stop(linger=2.0)
         self.sandbox.cleanup()

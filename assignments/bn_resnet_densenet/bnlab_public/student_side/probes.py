@@ -40,6 +40,14 @@ def watching(enabled):
     return NormOpWatch() if enabled else contextlib.nullcontext()
 
 
+def seed_all(seed):
+    """Like torch.manual_seed, without queueing a lazy CUDA seeding call on CPU-only runs
+    (torch.manual_seed appends one, with a stack trace, every time it is called)."""
+    torch.random.default_generator.manual_seed(seed)
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.manual_seed_all(seed)
+
+
 def lookup(names, name):
     if name not in names:
         raise ProbeError(f"`{name}` is not defined in your submission")
@@ -82,7 +90,7 @@ def quiz(names):
 
 def build(names, name, ctor_args, seed):
     factory = lookup(names, name)
-    torch.manual_seed(seed)
+    seed_all(seed)
     obj = factory(*ctor_args)
     if not isinstance(obj, nn.Module):
         raise ProbeError(f"`{name}{tuple(ctor_args)}` gave a {type(obj).__name__}, expected an nn.Module")

@@ -20,7 +20,7 @@ class Session:
             fn = probes.PROBES.get(name)
             if fn is None:
                 return {"error": {"type": "ProbeError", "message": f"unknown probe {name!r}", "where": ""}}
-            torch.manual_seed(0)
+            probes.seed_all(0)
             return {"ok": fn(self.names, **request.get("kwargs", {}))}
         except probes.ProbeError as exc:
             return {"error": {"type": "ProbeError", "message": str(exc), "where": ""}}

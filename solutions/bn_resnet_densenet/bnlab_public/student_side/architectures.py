@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .loader import describe_error
-from .probes import ProbeError, lookup
+from .probes import ProbeError, lookup, seed_all
 
 
 class LayerFailed(Exception):
@@ -107,7 +107,7 @@ ARCHITECTURES = {"resnet18": resnet18, "densenet": densenet}
 def run(names, arch, input_shape, seed=0):
     if arch not in ARCHITECTURES:
         raise ProbeError(f"unknown architecture {arch!r}")
-    torch.manual_seed(seed)
+    seed_all(seed)
     x = torch.rand(*input_shape)
     rows, failed, out_channels = [], None, {}
     layers = ARCHITECTURES[arch](names, out_channels)

@@ -21,6 +21,7 @@ This file is the one definition of the data set: the grader's training check
 (``autograder/data.py``) and the notebooks' ``train_utils.py`` both load it.
 It needs only torch.
 """
+import contextlib
 import math
 
 import torch
@@ -108,9 +109,25 @@ def chunk(seed, k):
     return images, labels
 
 
+@contextlib.contextmanager
+def single_thread():
+    """One intra-op thread for small tensor work: on a busy machine, OpenMP threads waiting for each
+    other make thousands of small operations many times slower (measured: 17 s instead of 0.8 s on
+    2 loaded cores). The previous setting is restored."""
+    previous = torch.get_num_threads()
+    if previous != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if previous != 1:
+            torch.set_num_threads(previous)
+
+
 def make(n, seed):
     """The first ``n`` images of data set ``seed``: (uint8 tensor (n, 28, 28), int64 tensor (n,))."""
-    parts = [chunk(seed, k) for k in range((int(n) + CHUNK - 1) // CHUNK)]
+    with single_thread():
+        parts = [chunk(seed, k) for k in range((int(n) + CHUNK - 1) // CHUNK)]
     if not parts:
         return torch.empty((0, SIZE, SIZE), dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
     images = torch.cat([p[0] for p in parts])[:n]

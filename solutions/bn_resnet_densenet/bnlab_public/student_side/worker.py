@@ -1,8 +1,10 @@
 """The student's process: load the submission, then answer probe requests.
 
-Runs as ``python -I`` from a folder holding only ``student_side``. Requests come
-on one inherited pipe, answers go back on another; stdin is /dev/null and
-stdout/stderr are the student's (captured and capped by the grader).
+Launched by ``autograder/sandbox.py`` as ``python -s -P -u``: its cwd is a copy of the
+submission's folder, and ``sys.path`` holds a copy of ``student_side`` (first), the
+interpreter's own folders, and that copy of the submission's folder (last), nothing
+else. Requests come on one inherited pipe, answers go back on another; stdin is
+/dev/null and stdout/stderr are the student's (captured and capped by the grader).
 """
 import os
 import sys
@@ -36,10 +38,12 @@ def main():
     for key in ("BNLAB_REQ_FD", "BNLAB_RESP_FD", "BNLAB_SUBMISSION"):
         del os.environ[key]
     harden((req_fd, resp_fd))
-    requests = os.fdopen(req_fd, "rb", buffering=0)
-    answers = os.fdopen(resp_fd, "wb", buffering=0)
+    sys.path.append(os.getcwd())  # the submission's own folder (a copy), as in Jupyter; last, so it shadows nothing
+    requests = os.fdopen(req_fd, "rb")  # buffered: read(n) waits for all n bytes of a large request
+    answers = os.fdopen(resp_fd, "wb")
     session = Session(path)
     answers.write(encode({"ok": "loaded"}))
+    answers.flush()
     while True:
         request = read_message(requests)
         if request is None:
@@ -50,6 +54,7 @@ def main():
         except Exception as exc:  # a value torch.save cannot write
             data = encode({"error": {"type": "ProbeError", "message": f"could not send the answer back ({exc})", "where": ""}})
         answers.write(data)
+        answers.flush()
     os._exit(0)
 
 

@@ -1,0 +1,427 @@
+"""End to end: real nbgrader and a real Jupyter kernel grade a temporary course as the CLI does.
+
+A temporary copy of the course (``tests/nbgrader_fixtures/course.py``) goes through
+the commands of docs/instructors.md, run from the course root with the venv's
+``nbgrader`` and a PATH that does NOT hold the venv (nbgrader calls ``alembic``
+by bare name; ``nbgrader_config.py`` must make that work):
+
+    nbgrader generate_assignment bn_resnet_densenet --force
+    (submissions placed in gradebook/submitted/<student>/bn_resnet_densenet/)
+    nbgrader autograde bn_resnet_densenet --student reference      (one student, timed)
+    nbgrader autograde bn_resnet_densenet                          (everyone else)
+    nbgrader generate_feedback bn_resnet_densenet
+    nbgrader export
+
+Students: the reference, the untouched release, and five wrong submissions built
+from the variant catalogue (``tests/variants_*.py``), each also carrying one of
+nbgrader's known traps:
+
+- ``wrong_batch_norm`` tampers: deletes a failing public test cell, rewrites a
+  failing hidden test cell to ``pass`` with 10 points, and hands in its own
+  ``autograder/`` and ``bnlab_public/notebook.py`` that pass everything;
+- ``wrong_BatchNorm``'s correct Residual writes to stderr and triggers a PyTorch
+  UserWarning on every forward;
+- ``wrong_DenseBlock``'s transition block loops forever in eval mode;
+- ``wrong_quiz`` answers q3 wrongly (its feedback must not give the key away).
+
+Meanwhile ``python -m autograder grade <submitted folder> --results r.json``
+grades the same folders (same probe timeout). Asserted: nbgrader's points equal
+the CLI's check by check (test cells map to checks through their source), the
+exported totals equal the CLI's totals, the traps changed nothing, and the
+feedback files show check names, points and messages but no hidden test source
+and no quiz key. The wall times go to stdout (``pytest -s``) and to
+``<tmp>/timings.json``.
+"""
+import csv
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT
+from nbgrader_fixtures import course
+
+import variants_BatchNorm
+import variants_DenseBlock
+import variants_Residual
+import variants_batch_norm
+import variants_quiz
+
+ASSIGNMENT = course.ASSIGNMENT
+PROBE_TIMEOUT = 15     # seconds per probe, nbgrader and CLI alike (an infinite loop costs this much; the
+                       # slowest probe, a short training run, takes about 2 s on an idle machine)
+CELL_TIMEOUT = 150     # nbgrader's per-cell limit: above a worker start plus one probe
+CHECK_CALL = re.compile(r"check(?:_hidden)?\('([^']+)'\)")
+VARIANTS = {v.id: v for m in (variants_batch_norm, variants_BatchNorm, variants_Residual, variants_DenseBlock,
+                              variants_quiz) for v in m.WRONG + m.RIGHT}
+
+pytestmark = pytest.mark.timeout(1800)
+
+
+# ---- the students ----------------------------------------------------------------
+
+def cell(nb, grade_id):
+    return next(c for c in nb["cells"] if course.grade_id(c) == grade_id)
+
+
+def solution_cell_defining(nb, name):
+    return next(c for c in nb["cells"] if course.is_solution(c) and re.search(rf"^(def|class) {name}\b",
+                                                                            course.source_of(c), re.M))
+
+
+def tampered(notebooks):
+    """Delete a failing public test cell, make a failing hidden one `pass` for 10 points, lock nothing."""
+    nb = notebooks["01_batch_norm.ipynb"]
+    nb["cells"].remove(cell(nb, DELETED))
+    forged = cell(nb, FORGED)
+    forged["source"] = "print('all good')"
+    forged["metadata"]["nbgrader"].update(points=10, locked=False)
+    forged["metadata"]["editable"] = True
+    return notebooks
+
+
+DELETED = "test_batch_norm_train_output_normalised"
+FORGED = "hidden_batch_norm_1"       # batch_norm.train_stats_2d
+FAKE_GRADER = {  # handed in beside the notebooks; nbgrader must not let the kernel use them
+    "autograder/__init__.py": "",
+    "autograder/notebook.py": "def check(*ids):\n    print('pass', *ids)\n",
+    "bnlab_public/notebook.py": "def check(*ids):\n    print('pass', *ids)\n",
+}
+
+NOISY = '''
+
+import sys
+import warnings
+
+_Residual = Residual
+
+
+class Residual(_Residual):
+    """The same block, but every forward writes to stderr and triggers a PyTorch UserWarning."""
+
+    def forward(self, X):
+        print("debug: Residual.forward", tuple(X.shape), file=sys.stderr)
+        torch.tensor(torch.zeros(1))   # UserWarning: To copy construct from a tensor ...
+        warnings.warn("a warning of the student's own")
+        return super().forward(X)
+'''
+
+LOOPING = '''
+
+class _Transition(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.net = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(),
+                                 nn.Conv2d(in_channels, out_channels, kernel_size=1),
+                                 nn.AvgPool2d(kernel_size=2, stride=2))
+
+    def forward(self, X):
+        done = False
+        while not done:          # bug: in eval mode nothing ever sets done
+            done = self.training
+        return self.net(X)
+
+
+def transition_block(in_channels, out_channels):
+    return _Transition(in_channels, out_channels)
+'''
+
+
+def with_code(notebooks, name, defines, code):
+    target = solution_cell_defining(notebooks[name], defines)
+    target["source"] = course.source_of(target) + code
+    return notebooks
+
+
+def students():
+    """{student id: (notebooks, extra files)}."""
+    v = VARIANTS
+    return {
+        "reference": (course.reference_notebooks(), {}),
+        "untouched": (course.untouched_notebooks(), {}),
+        "wrong_batch_norm": (tampered(course.variant_notebooks(v["batch_norm_unbiased_var"])), FAKE_GRADER),
+        "wrong_BatchNorm": (with_code(course.variant_notebooks(v["BatchNorm_always_training"]),
+                                      "02_resnet.ipynb", "Residual", NOISY), {}),
+        "wrong_Residual": (course.variant_notebooks(v["Residual_no_final_relu"]), {}),
+        "wrong_DenseBlock": (with_code(course.variant_notebooks(v["DenseBlock_cat_output_first"]),
+                                       "03_densenet.ipynb", "transition_block", LOOPING), {}),
+        "wrong_quiz": (course.variant_notebooks(v["quiz_wrong_answer"]), {}),
+        CHEATER: (cheating(course.variant_notebooks(v["quiz_wrong_answer"])), {}),
+    }
+
+
+CHEATER = "cheater"
+FORGERY = """# make every test pass
+import autograder.notebook
+autograder.notebook.check = lambda *ids, **kwargs: print("pass", *ids)
+"""
+
+
+def cheating(notebooks):
+    """Only the quiz notebook, with a cell after the answers that replaces `check` in the kernel."""
+    nb = notebooks["04_quiz.ipynb"]
+    answers = nb["cells"].index(solution_cell_defining_quiz(notebooks))
+    nb["cells"].insert(answers + 1, {"cell_type": "code", "execution_count": None, "id": "forgery",
+                                     "metadata": {}, "outputs": [], "source": FORGERY})
+    return {"04_quiz.ipynb": nb}
+
+
+# ---- the two doors ----------------------------------------------------------------
+
+def cli_grade(folder, results):
+    """`python -m autograder grade FOLDER --results r.json`, the CLI instructors and CI use."""
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", folder, "--results", results, "--quiet",
+                           "--probe-timeout", str(PROBE_TIMEOUT)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(results, encoding="utf-8") as f:
+        return {t["name"]: t for t in json.load(f)["tests"]}
+
+
+def check_of_cell(source_folder):
+    """{grade id: check id} from the source notebooks' test cells."""
+    mapping = {}
+    for name in course.notebook_names():
+        for c in course.read(os.path.join(source_folder, name))["cells"]:
+            meta = c["metadata"].get("nbgrader", {})
+            if meta.get("grade") and not meta.get("solution"):
+                (mapping[meta["grade_id"]],) = CHECK_CALL.findall(course.source_of(c))
+    return mapping
+
+
+def gradebook_scores(root, student):
+    """{grade id: (score, max score)} of one student's submission, from nbgrader's gradebook."""
+    from nbgrader.api import Gradebook
+    with Gradebook("sqlite:///" + os.path.join(root, "gradebook", "gradebook.db")) as gb:
+        submission = gb.find_submission(ASSIGNMENT, student)
+        return {g.name: (g.score, g.max_score) for nb in submission.notebooks for g in nb.grades}
+
+
+def feedback_text(root, student):
+    folder = os.path.join(root, "gradebook", "feedback", student, ASSIGNMENT)
+    texts = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".html"):
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                texts[name] = f.read()
+    return texts
+
+
+# ---- the run ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    start = time.monotonic()
+    timings = {}
+    root = course.make_course(str(tmp_path_factory.mktemp("nbgrader_course") / "course"))
+    venv_bin = os.path.dirname(sys.executable)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "BNLAB_", "NBGRADER"))}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and os.path.realpath(p) != os.path.realpath(venv_bin))
+    env.update(BNLAB_PROBE_TIMEOUT=str(PROBE_TIMEOUT), BNLAB_CELL_TIMEOUT=str(CELL_TIMEOUT), OMP_NUM_THREADS="1")
+
+    def nbgrader(*args):
+        t = time.monotonic()
+        proc = course.nbgrader(root, *args, env=env)
+        timings[" ".join(args)] = round(time.monotonic() - t, 1)
+        assert proc.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-5000:]}"
+        return proc
+
+    nbgrader("generate_assignment", ASSIGNMENT, "--force")
+    roster = students()
+    folders = {s: course.submit(root, s, nbs, extra) for s, (nbs, extra) in roster.items()}
+
+    # The CLI grades the same folders on the other core while nbgrader works.
+    cli, cli_errors = {}, []
+
+    def run_cli():
+        try:
+            t = time.monotonic()
+            for s, folder in folders.items():
+                snapshot = os.path.join(root, "cli", s)
+                shutil.copytree(folder, snapshot)   # what the student handed in, before nbgrader touches anything
+                cli[s] = cli_grade(snapshot, os.path.join(root, "cli", f"{s}.json"))
+            timings["CLI, all students"] = round(time.monotonic() - t, 1)
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            cli_errors.append(exc)
+
+    thread = threading.Thread(target=run_cli, daemon=True)
+    thread.start()
+    autograde_one = nbgrader("autograde", ASSIGNMENT, "--student", "reference")
+    autograde_rest = nbgrader("autograde", ASSIGNMENT)
+    nbgrader("generate_feedback", ASSIGNMENT)
+    nbgrader("export")
+    thread.join(timeout=1200)
+    assert not cli_errors, cli_errors
+    assert set(cli) == set(roster)
+    timings["whole fixture"] = round(time.monotonic() - start, 1)
+    with open(os.path.join(root, "..", "timings.json"), "w") as f:
+        json.dump(timings, f, indent=1)
+    print("\nwall times (s):", json.dumps(timings, indent=1))
+    with open(os.path.join(root, "gradebook", "grades.csv"), newline="", encoding="utf-8") as f:
+        exported = {row["student_id"]: row for row in csv.DictReader(f)}
+    return dict(root=root, roster=roster, cli=cli, exported=exported, timings=timings,
+                log=autograde_one.stderr + autograde_rest.stderr,
+                nbgrader={s: gradebook_scores(root, s) for s in roster},
+                checks=check_of_cell(os.path.join(root, "solutions", ASSIGNMENT)))
+
+
+STUDENTS = ["reference", "untouched", "wrong_batch_norm", "wrong_BatchNorm", "wrong_Residual",
+            "wrong_DenseBlock", "wrong_quiz"]
+
+
+def test_roster_is_the_one_graded():
+    assert sorted(students()) == sorted(STUDENTS + [CHEATER])
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_nbgrader_points_equal_the_cli_check_by_check(graded, student):
+    checks, cli, nb = graded["checks"], graded["cli"][student], graded["nbgrader"][student]
+    assert set(nb) == set(checks), "every test cell of the source is graded, none added"
+    assert sorted(checks.values()) == sorted(cli), "one test cell per check of the CLI's rubric"
+    differ = {gid: (checks[gid], nb[gid], cli[checks[gid]]["score"]) for gid in nb
+              if (nb[gid][0], nb[gid][1]) != (cli[checks[gid]]["score"], cli[checks[gid]]["max_score"])}
+    assert not differ, f"{student}: (check, nbgrader (score, max), CLI score): {differ}"
+    row = graded["exported"][student]
+    total = sum(t["score"] for t in cli.values())
+    assert float(row["score"]) == float(row["raw_score"]) == total
+    assert float(row["max_score"]) == sum(t["max_score"] for t in cli.values())
+
+
+def failed_checks(graded, student):
+    return {name for name, t in graded["cli"][student].items() if t["status"] != "passed"}
+
+
+def test_the_submissions_are_what_they_claim(graded):
+    """Not a test that cannot fail: the reference passes all, the release nothing, each variant its piece."""
+    cli = graded["cli"]
+    assert not failed_checks(graded, "reference")
+    assert all(t["score"] == 0 for t in cli["untouched"].values())
+    pieces = {"wrong_batch_norm": "batch_norm.", "wrong_BatchNorm": "BatchNorm.", "wrong_Residual": "Residual.",
+              "wrong_DenseBlock": "DenseBlock.", "wrong_quiz": "quiz."}
+    for student, prefix in pieces.items():
+        assert any(c.startswith(prefix) for c in failed_checks(graded, student)), student
+
+
+def test_tampering_gains_nothing(graded):
+    """A deleted test cell is put back, a rewritten one gets its source and points back, handed-in graders are ignored."""
+    checks, nb = graded["checks"], graded["nbgrader"]["wrong_batch_norm"]
+    for gid in (DELETED, FORGED):
+        assert checks[gid] in failed_checks(graded, "wrong_batch_norm"), f"{gid}: the tamper must target a failing check"
+        assert nb[gid][0] == 0, gid
+    assert nb[FORGED][1] == graded["cli"]["wrong_batch_norm"][checks[FORGED]]["max_score"] != 10
+    log = graded["log"]
+    assert f"Missing grade cell {DELETED}" in log
+    assert f"Attribute 'checksum' for cell {FORGED} has changed" in log
+    assert f"Attribute 'points' for cell {FORGED} has changed" in log
+    autograded = os.path.join(graded["root"], "gradebook", "autograded", "wrong_batch_norm", ASSIGNMENT)
+    assert not os.path.exists(os.path.join(autograded, "autograder")), "CourseDirectory.ignore keeps it out"
+    with open(os.path.join(autograded, "bnlab_public", "notebook.py"), encoding="utf-8") as f:
+        assert "def check(*ids, namespace=None)" in f.read(), "the instructor's copy overwrote the student's"
+
+
+def test_stderr_and_warnings_from_correct_code_cost_nothing(graded):
+    nb, checks = graded["nbgrader"]["wrong_BatchNorm"], graded["checks"]
+    residual = {gid: score for gid, score in nb.items() if checks[gid].startswith("Residual.")}
+    assert residual and all(score == top for score, top in residual.values()), residual
+    autograded = course.read(os.path.join(graded["root"], "gradebook", "autograded", "wrong_BatchNorm",
+                                          ASSIGNMENT, "02_resnet.ipynb"))
+    demo_streams = [o.get("name") for c in autograded["cells"] if not course.grade_id(c)
+                    for o in c.get("outputs", []) if o.get("output_type") == "stream"]
+    assert "stderr" in demo_streams, "the demo cells did write to stderr in the kernel"
+    test_outputs = [o for c in autograded["cells"] if course.grade_id(c) in checks for o in c.get("outputs", [])]
+    assert not [o for o in test_outputs if o.get("name") == "stderr" or o.get("output_type") == "error"]
+
+
+def test_an_infinite_loop_costs_only_the_checks_it_hits(graded):
+    nb, checks, cli = graded["nbgrader"]["wrong_DenseBlock"], graded["checks"], graded["cli"]["wrong_DenseBlock"]
+    looped = {c for c, t in cli.items() if "timed out after" in t["output"]}
+    # the block's own eval check, and the DenseNet shape table (which runs the student's blocks in eval mode)
+    assert looped == {"transition_block.eval_and_gradients", "DenseBlock.densenet_table"}, looped
+    assert all(nb[gid][0] == 0 for gid in nb if checks[gid] in looped)
+    transition = {checks[gid]: score for gid, score in nb.items() if checks[gid].startswith("transition_block.")}
+    assert transition["transition_block.eval_and_gradients"][0] == 0
+    assert all(score == top for c, (score, top) in transition.items() if c not in looped), transition
+    text = "".join(feedback_text(graded["root"], "wrong_DenseBlock").values())
+    assert f"timed out after {PROBE_TIMEOUT:g} s" in text, "the feedback says why"
+
+
+HIDDEN_SOURCE = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "check_hidden", "autograder.notebook", "from autograder")
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_feedback_shows_results_but_no_hidden_source(graded, student):
+    texts = feedback_text(graded["root"], student)
+    assert sorted(texts) == [n.replace(".ipynb", ".html") for n in course.notebook_names()]
+    text = "".join(texts.values())
+    for marker in HIDDEN_SOURCE:
+        assert marker not in text, f"{student}: feedback contains {marker!r}"
+    test_cells = [seg for seg in re.split(r'<div class="cell ', text) if "Grade cell:" in seg]
+    assert len(test_cells) == len(graded["checks"])
+    for seg in test_cells:
+        assert "Traceback" not in seg and "Cell In" not in seg, f"{student}: a traceback quotes a test cell"
+    for check_id, t in graded["cli"][student].items():
+        line = f"{'pass' if t['status'] == 'passed' else 'FAIL'}  {check_id}  {t['score']:g} / {t['max_score']:g}"
+        assert line in text, f"{student}: feedback lacks the line {line!r}"
+
+
+def test_feedback_never_gives_the_quiz_key_away(graded):
+    """No key string, and no "qN: <right letter>" pair unless it is the student's own right answer."""
+    from autograder.hidden.quiz_key import KEY
+    from autograder.release import ANSWER_PAIR
+    key_string = "".join(KEY[f"q{i}"] for i in range(1, len(KEY) + 1))
+    for student in STUDENTS:
+        own = course.source_of(solution_cell_defining_quiz(graded["roster"][student][0]))
+        answers = {q: a.upper() for q, a in re.findall(r'"(q\d+)":\s*"([A-Za-z]*)"', own)}  # the last one wins
+        text = html.unescape(re.sub(r"<[^>]+>", "", "".join(feedback_text(graded["root"], student).values())))
+        if answers != KEY:
+            assert key_string not in re.sub(r"\s", "", text.upper()), student
+        for q, letter in ANSWER_PAIR.findall(text):
+            if KEY.get(q) == letter.upper():
+                assert answers.get(q) == KEY[q], f"{student}: feedback reveals the answer to {q}"
+    assert graded["cli"]["wrong_quiz"]["quiz.q3"]["status"] == "failed"
+
+
+def solution_cell_defining_quiz(notebooks):
+    nb = notebooks["04_quiz.ipynb"]
+    return next(c for c in nb["cells"] if course.is_solution(c) and "QUIZ_ANSWERS" in course.source_of(c))
+
+
+# ---- what nbgrader cannot prevent, and the cross-check that finds it -------------------
+
+def test_a_kernel_that_rewrites_check_fools_nbgrader_but_not_the_cross_check(graded):
+    """The cheater hands in only the quiz, with q3 wrong and a cell that replaces `check` in the kernel."""
+    checks, nb, cli = graded["checks"], graded["nbgrader"][CHEATER], graded["cli"][CHEATER]
+    q3 = next(gid for gid, c in checks.items() if c == "quiz.q3")
+    assert cli["quiz.q3"]["score"] == 0 and nb[q3][0] == 1, "the kernel-side forgery worked on nbgrader"
+    missing = [gid for gid, c in checks.items() if not c.startswith("quiz.")]
+    assert all(nb[gid][0] == 0 and cli[checks[gid]]["score"] == 0 for gid in missing), "missing notebooks score 0"
+    proc = subprocess.run([sys.executable, "-m", "autograder.nbgrader_verify", ASSIGNMENT, "--root", graded["root"],
+                           "--student", CHEATER, "untouched", "--probe-timeout", str(PROBE_TIMEOUT)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    flagged = [line.strip() for line in proc.stdout.splitlines() if line.startswith("    ")]
+    assert len(flagged) == 1 and flagged[0].startswith(f"{q3} (quiz.q3): gradebook 1 / 1, CLI 0 / 1"), proc.stdout
+    top = sum(t["max_score"] for t in graded["cli"]["untouched"].values())
+    assert f"untouched: gradebook 0, CLI 0 / {top:g}\n" in proc.stdout
+    assert f"1 of 2 submissions agree with the CLI; look at: {CHEATER}" in proc.stdout
+
+
+def test_verify_compare_finds_each_kind_of_disagreement(graded):
+    from autograder.nbgrader_verify import compare
+    checks = graded["checks"]
+    cli = {c: (t["score"], t["max_score"], "") for c, t in graded["cli"]["wrong_quiz"].items()}
+    nb = dict(graded["nbgrader"]["wrong_quiz"])
+    assert compare(nb, cli, checks) == []
+    q1 = next(gid for gid, c in checks.items() if c == "quiz.q1")
+    forged = dict(nb, **{q1: (0.0, 1.0)})
+    assert compare(forged, cli, checks) == [f"{q1} (quiz.q1): gradebook 0 / 1, CLI 1 / 1"]
+    del forged[q1]
+    assert compare(forged, cli, checks) == [f"{q1} (quiz.q1): not in the gradebook"]
