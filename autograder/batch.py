@@ -27,8 +27,9 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
+
+from .report import write_text as write_atomic  # temp file + rename, shared with the CLI
 
 SUBMISSION_SUFFIXES = (".py", ".ipynb")
 SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git"}
@@ -106,20 +107,6 @@ def zero_report(reason, include_hidden=True, only=None):
             "tests": [{"name": c.id, "score": 0.0, "max_score": c.points, "status": "failed",
                        "output": f"{c.title}\nnot graded: {reason}",
                        "visibility": "after_published" if c.hidden else "visible"} for c in checks]}
-
-
-def write_atomic(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def cores():

@@ -319,6 +319,9 @@ def build_jail(cfg, fresh_proc):
             os.symlink(os.readlink(d), inner(d))
         elif os.path.isdir(d):
             bind(d, inner(d))
+    # a fresh /tmp before the Python trees: a virtual environment may itself live under /tmp
+    os.makedirs(inner("/tmp"), exist_ok=True)
+    mount("tmpfs", inner("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=512m")
     for tree in cfg["python_trees"]:
         if not os.path.exists(inner(tree)):
             bind(tree, inner(tree))
@@ -333,9 +336,8 @@ def build_jail(cfg, fresh_proc):
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, inner("/dev/" + name))
-    for d, size in (("/dev/shm", "256m"), ("/tmp", "512m")):
-        os.makedirs(inner(d), exist_ok=True)
-        mount("tmpfs", inner(d), "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}")
+    os.makedirs(inner("/dev/shm"), exist_ok=True)
+    mount("tmpfs", inner("/dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=256m")
     os.makedirs(inner("/proc"))
     if fresh_proc:
         mount("proc", inner("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
