@@ -6,7 +6,7 @@ import os
 import time
 import traceback
 
-from .check import REGISTRY, Fail
+from .check import PIECES, REGISTRY, Fail
 from .student import StudentError
 
 WHOLE_RUN_LIMIT_S = 600.0
@@ -39,9 +39,16 @@ def import_checks(include_hidden):
             importlib.import_module(f"{package.__name__}.{info.name}")
 
 
+def canonical_order(check):
+    """Lesson order of pieces, public before hidden, then module and line: never the import order."""
+    judge = check.judge
+    return (PIECES.index(check.piece), check.hidden, judge.__module__.rsplit(".", 1)[-1],
+            judge.__code__.co_firstlineno)
+
+
 def selected_checks(include_hidden, only=None):
     import_checks(include_hidden)
-    checks = [c for c in REGISTRY.values() if include_hidden or not c.hidden]
+    checks = sorted((c for c in REGISTRY.values() if include_hidden or not c.hidden), key=canonical_order)
     if only:
         checks = [c for c in checks if c.id in only or c.piece in only]
     return checks
