@@ -15,10 +15,6 @@ import torch
 PLAIN_SCALARS = (bool, int, float, str, type(None))
 
 
-class UnsupportedValue(dict):
-    """Never sent: `to_plain` turns unsupported objects into {"__unsupported__": name}."""
-
-
 def to_plain(value, depth=0):
     """Turn what student code returned into plain data (student side)."""
     if depth > 20:
