@@ -69,7 +69,7 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
 try:
-    from autograder.nbgrader_hooks import HideHiddenTests
+    from autograder.instructor.nbgrader_hooks import HideHiddenTests
 except ImportError:  # a course folder without the grader (the release build's test): regions still go
     from nbgrader.preprocessors import ClearHiddenTests as HideHiddenTests
 

@@ -27,8 +27,8 @@ no grader frames and no line of the cell (hidden test cells' source must not
 reach the feedback). Nothing goes to stderr (nbgrader zeroes a cell that writes
 there); the kernel's random state and PyTorch's determinism setting are restored.
 
-``NOTEBOOK_OF_PIECE`` says which lesson notebook holds each piece's test cells;
-the release build, the students' pytest plugin and the autograde path use it.
+``NOTEBOOK_OF_PIECE`` (from ``course.py``) says which lesson notebook holds each
+piece's test cells; the autograde path uses it.
 """
 import atexit
 import contextlib
@@ -39,23 +39,13 @@ import warnings
 
 import torch
 
-from . import runner
-from .student import InProcessStudent
+from . import course
+from .core import runner
+from .core.student import InProcessStudent
 from .student_side.session import Session
 
-NOTEBOOK_OF_PIECE = {
-    "batch_norm": "01_batch_norm.ipynb",
-    "BatchNorm": "01_batch_norm.ipynb",
-    "training": "01_batch_norm.ipynb",
-    "Residual": "02_resnet.ipynb",
-    "DenseBlock": "03_densenet.ipynb",
-    "transition_block": "03_densenet.ipynb",
-    "quiz": "04_quiz.ipynb",
-}
-
+NOTEBOOK_OF_PIECE = course.NOTEBOOK_OF_PIECE
 AUTOGRADE_ENV = "BNLAB_AUTOGRADE"          # "sandbox": set by the course's nbgrader_config.py
-PROBE_TIMEOUT_ENV = "BNLAB_PROBE_TIMEOUT"  # seconds per probe in autograde (the CLI's --probe-timeout)
-DEFAULT_PROBE_TIMEOUT = 60.0               # the CLI's default
 
 
 class CheckFailed(AssertionError):
@@ -93,9 +83,9 @@ def autograding_in_sandbox():
 
 def probe_timeout():
     try:
-        return float(os.environ.get(PROBE_TIMEOUT_ENV, DEFAULT_PROBE_TIMEOUT))
-    except ValueError:
-        return DEFAULT_PROBE_TIMEOUT
+        return course.setting("probe_timeout")
+    except course.SettingError:
+        return course.SETTINGS["probe_timeout"].default
 
 
 @contextlib.contextmanager
@@ -120,7 +110,7 @@ _STUDENTS = {}  # absolute notebook path -> SandboxStudent
 def sandbox_student(path):
     student = _STUDENTS.get(path)
     if student is None:
-        from .student import SandboxStudent
+        from .core.student import SandboxStudent
         student = _STUDENTS[path] = SandboxStudent(path, probe_timeout=probe_timeout())
     return student
 

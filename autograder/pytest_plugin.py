@@ -17,9 +17,9 @@ import warnings
 
 import pytest
 
-from . import runner
-from .notebook import NOTEBOOK_OF_PIECE
-from .student import InProcessStudent, StudentError
+from .core import runner
+from .course import NOTEBOOK_OF_PIECE
+from .core.student import InProcessStudent
 
 __all__ = ["pytest_collect_file", "pytest_runtest_logreport", "pytest_terminal_summary"]
 
@@ -54,10 +54,7 @@ def loaded(folder):
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")
             student = InProcessStudent(folder)
-            try:
-                context = student.inventory()
-            except StudentError as exc:
-                context = {"defined": [], "load_errors": [str(exc)]}
+            context = runner.inventory(student)
         _LOADED[folder] = (student, context)
     return _LOADED[folder]
 

@@ -82,7 +82,7 @@ def cpu():
 
 def batch_run(subs, out, workers):
     """(wall seconds, CPU seconds) of one batch, from scratch."""
-    from autograder import batch
+    from autograder.instructor import batch
     shutil.rmtree(out, ignore_errors=True)
     start, cpu_start = time.perf_counter(), cpu()
     batch.grade_batch(subs, out, workers=workers, progress=False, log=lambda *a: None)

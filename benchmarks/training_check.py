@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from autograder import training_ref  # noqa: E402
+from autograder.reference import training as training_ref  # noqa: E402
 from autograder.student_side.loader import load_submission  # noqa: E402
 from autograder.student_side import train_probe  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Batch grading: python -m autograder.batch SUBMISSIONS --out OUT (the CLI's grade-batch).
+"""Batch grading: python -m autograder grade-batch SUBMISSIONS --out OUT.
 
 One small class (the reference as a folder, the stub, one wrong variant, one
 hostile), two workers, a subset of checks to keep it short; then: resume skips the
@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from autograder import batch, insight  # stdlib only at import: this module is imported by spawned pool processes
+from autograder.instructor import batch, class_summary as insight  # stdlib only at import: this module is imported by spawned pool processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBMISSIONS = os.path.join(ROOT, "tests", "submissions")
@@ -24,7 +24,7 @@ ONLY = ["batch_norm", "quiz"]
 
 
 def run_batch(subs, out, *extra):
-    proc = subprocess.run([sys.executable, "-m", "autograder.batch", str(subs), "--out", str(out), "--workers", "2",
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade-batch", str(subs), "--out", str(out), "--workers", "2",
                            "--only", *ONLY, *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -32,7 +32,7 @@ def run_batch(subs, out, *extra):
 
 
 def checks():
-    from autograder import runner
+    from autograder.core import runner
     return runner.selected_checks(True, ONLY)
 
 
@@ -189,18 +189,18 @@ def test_a_grader_failure_becomes_a_zero_row(monkeypatch):
 
 
 def test_usage_errors(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "autograder.batch", str(tmp_path / "nope"), "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade-batch", str(tmp_path / "nope"), "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "is not a folder" in proc.stderr
 
 
 def test_collect_rebuilds_grades_from_results_graded_elsewhere(graded, tmp_path):
-    """One CI job per submission, then `python -m autograder.insight OUT` (docs/class-scale.md)."""
+    """One CI job per submission, then `python -m autograder collect OUT` (docs/class-scale.md)."""
     _, out, _ = graded
     for student in ("alice", "erin"):
         (tmp_path / student).mkdir()
         shutil.copy(out / student / "results.json", tmp_path / student / "results.json")
-    proc = subprocess.run([sys.executable, "-m", "autograder.insight", str(tmp_path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "autograder", "collect", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert totals(tmp_path) == {s: json.loads((out / s / "results.json").read_text())["score"]

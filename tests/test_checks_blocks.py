@@ -1,6 +1,6 @@
 """The Residual / DenseBlock / transition_block checks and the shape tables, proved.
 
-- the grader's float64 recomputation (autograder/recompute.py) equals PyTorch's own modules run in float64;
+- the grader's float64 recomputation (autograder/reference/blocks.py) equals PyTorch's own modules run in float64;
 - the architecture probe reproduces seed 002's tables for the reference;
 - every WRONG variant of the three pieces fails the check it exists for, with the message that names it
   (shape mistakes get shape messages, value mistakes "recomputed from your own weights" and the mistake);
@@ -17,10 +17,10 @@ from variants import Variant
 import variants_DenseBlock
 import variants_Residual
 import variants_transition_block
-from autograder import recompute as rc
-from autograder import runner
+from autograder.reference import blocks as rc
+from autograder.core import runner
 from autograder.hidden import shape_tables
-from autograder.student import InProcessStudent
+from autograder.core.student import InProcessStudent
 
 MINE = {
     "Residual.seed_same_shape", "Residual.seed_downsample_shape", "Residual.shapes", "Residual.values_identity",
@@ -210,7 +210,7 @@ def test_recompute_dense_block_and_transition_equal_pytorch_modules():
 
 def traced(block, x):
     """The trace the `module` probe would send, read through the same wire."""
-    from autograder.student import unwrap
+    from autograder.core.student import unwrap
     from autograder.student_side import probes, wire
     answer = wire.decode(wire.encode(probes.forward(block, {"op": "forward", "x": x, "trace": True}))[8:])
     return unwrap(answer)["trace"]

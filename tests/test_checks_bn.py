@@ -18,10 +18,11 @@ from variants import Variant
 import variants_BatchNorm
 import variants_batch_norm
 
-from autograder import oracle, runner
-from autograder.check import REGISTRY, Fail
+from autograder.core import runner
+from autograder.reference import batch_norm as oracle
+from autograder.core.check import REGISTRY, Fail
 from autograder.checks.batchnorm_module import moving_stats, parameters
-from autograder.student import Returned, SandboxStudent
+from autograder.core.student import Returned, SandboxStudent
 
 PIECES = ["batch_norm", "BatchNorm"]
 VARIANTS = {v.id: v for v in variants_batch_norm.WRONG + variants_batch_norm.RIGHT

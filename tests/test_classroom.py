@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from autograder import runner, summary_md
+from autograder.core import runner
+from autograder.instructor import actions_summary as summary_md
 
 WORKFLOW = os.path.join(ROOT, "templates", "github-classroom", ".github", "workflows", "grade.yml")
 RELEASE = os.path.join(ROOT, "assignments", "bn_resnet_densenet")
@@ -43,7 +44,7 @@ def test_workflow_grades_on_push_with_the_private_grader(workflow):
     run = grade_step(workflow)["run"]
     assert re.search(r"python -m autograder grade \S+ --quiet", run)
     assert "--results" in run and "--junit" in run
-    assert 'python -m autograder.summary_md "$GITHUB_WORKSPACE/results.json" --out "$GITHUB_STEP_SUMMARY"' in run
+    assert 'python -m autograder actions-summary "$GITHUB_WORKSPACE/results.json" --out "$GITHUB_STEP_SUMMARY"' in run
     upload = next(s for s in steps(workflow) if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
     assert "junit.xml" in upload["with"]["path"] and upload["if"] == "always()"
 
@@ -99,7 +100,7 @@ def test_markdown_table_escapes_and_hides_hidden_messages():
 
 
 def test_markdown_takes_runner_results_too():
-    from autograder.runner import Result
+    from autograder.core.runner import Result
     results = [Result("a.b", "a", "t", 1.0, 1.0, False, True, "", 0.1),
                Result("a.c", "a", "t", 0.0, 2.0, False, False, "wrong", 0.1)]
     md = summary_md.markdown(results)

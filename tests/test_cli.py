@@ -43,7 +43,7 @@ def test_results_json_follows_gradescope_schema(reference_report):
 
 
 def test_test_names_are_the_check_ids(reference_report):
-    from autograder import runner
+    from autograder.core import runner
     _, report, _ = reference_report
     assert [t["name"] for t in report["tests"]] == [c.id for c in runner.selected_checks(True)]
 

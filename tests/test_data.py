@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from autograder import data
+from autograder.reference import data
 from autograder.student_side import synthetic_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,7 +109,7 @@ def test_too_few_images_or_a_broken_file_falls_back_and_says_why(tmp_path, no_en
 
 def test_offline_grading_never_imports_torchvision(tmp_path):
     """The usual grading path (no Fashion-MNIST on disk) must not pay for `import torchvision`."""
-    code = ("import sys; from autograder import data; d = data.load(100, 50); "
+    code = ("import sys; from autograder.reference import data; d = data.load(100, 50); "
             "print(d.name, 'torchvision' in sys.modules)")
     env = dict(os.environ, BNLAB_DATA=str(tmp_path), BNLAB_DOWNLOAD="0")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -11,7 +11,8 @@ import zipfile
 import pytest
 
 from conftest import REFERENCE, ROOT
-from autograder import gradescope, runner
+from autograder.core import runner
+from autograder.instructor import gradescope
 
 HOSTILE = os.path.join(ROOT, "tests", "hostile")
 NOTEBOOKS = os.path.join(ROOT, "solutions", "bn_resnet_densenet")
@@ -20,7 +21,7 @@ NOTEBOOKS = os.path.join(ROOT, "solutions", "bn_resnet_densenet")
 @pytest.fixture(scope="module")
 def zip_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("zip") / "bnlab-gradescope.zip"
-    proc = subprocess.run([sys.executable, "-m", "autograder.gradescope", "zip", str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "autograder", "gradescope-zip", str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return path
@@ -53,7 +54,7 @@ def test_zip_layout(zip_path):
         infos = {i.filename: i for i in zf.infolist()}
         setup = zf.read("setup.sh").decode()
     names = set(infos)
-    assert {"setup.sh", "run_autograder", "autograder/__main__.py", "autograder/runner.py",
+    assert {"setup.sh", "run_autograder", "autograder/__main__.py", "autograder/core/runner.py",
             "autograder/hidden/quiz_key.py", "autograder/student_side/worker.py"} <= names
     hidden_here = {f"autograder/hidden/{n}" for n in os.listdir(os.path.join(ROOT, "autograder", "hidden"))
                    if n.endswith(".py")}

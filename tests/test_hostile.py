@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import REFERENCE, ROOT, grade_path
-from autograder import runner
+from autograder.core import runner
 
 HOSTILE = os.path.join(ROOT, "tests", "hostile")
 REPORT_LIMIT = 1_000_000

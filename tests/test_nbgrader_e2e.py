@@ -375,7 +375,7 @@ def test_feedback_shows_results_but_no_hidden_source(graded, student):
 def test_feedback_never_gives_the_quiz_key_away(graded):
     """No key string, and no "qN: <right letter>" pair unless it is the student's own right answer."""
     from autograder.hidden.quiz_key import KEY
-    from autograder.release import ANSWER_PAIR
+    from autograder.instructor.release import ANSWER_PAIR
     key_string = "".join(KEY[f"q{i}"] for i in range(1, len(KEY) + 1))
     for student in STUDENTS:
         own = course.source_of(solution_cell_defining_quiz(graded["roster"][student][0]))
@@ -403,7 +403,7 @@ def test_a_kernel_that_rewrites_check_fools_nbgrader_but_not_the_cross_check(gra
     assert cli["quiz.q3"]["score"] == 0 and nb[q3][0] == 1, "the kernel-side forgery worked on nbgrader"
     missing = [gid for gid, c in checks.items() if not c.startswith("quiz.")]
     assert all(nb[gid][0] == 0 and cli[checks[gid]]["score"] == 0 for gid in missing), "missing notebooks score 0"
-    proc = subprocess.run([sys.executable, "-m", "autograder.nbgrader_verify", ASSIGNMENT, "--root", graded["root"],
+    proc = subprocess.run([sys.executable, "-m", "autograder", "nbgrader-verify", ASSIGNMENT, "--root", graded["root"],
                            "--student", CHEATER, "untouched", "--probe-timeout", str(PROBE_TIMEOUT)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -415,7 +415,7 @@ def test_a_kernel_that_rewrites_check_fools_nbgrader_but_not_the_cross_check(gra
 
 
 def test_verify_compare_finds_each_kind_of_disagreement(graded):
-    from autograder.nbgrader_verify import compare
+    from autograder.instructor.nbgrader_verify import compare
     checks = graded["checks"]
     cli = {c: (t["score"], t["max_score"], "") for c, t in graded["cli"]["wrong_quiz"].items()}
     nb = dict(graded["nbgrader"]["wrong_quiz"])

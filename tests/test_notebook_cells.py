@@ -14,7 +14,7 @@ import types
 import pytest
 
 from conftest import ROOT
-from autograder.release import ASSIGNMENT
+from autograder.instructor.release import ASSIGNMENT
 
 SOURCE = os.path.join(ROOT, "solutions", ASSIGNMENT)
 RELEASE = os.path.join(ROOT, "assignments", ASSIGNMENT)

@@ -2,9 +2,10 @@
 
 A fresh build (vendored grader, test cells from the registry, real ``nbgrader
 generate_assignment``) runs in a temporary course made of a copy of
-``solutions/`` and ``nbgrader_config.py``; its ``solutions/`` and ``assignments/``
-must equal the committed ones byte for byte. If they differ, run
-``python -m autograder build-release`` and commit the result.
+``solutions/`` and ``nbgrader_config.py``; its ``solutions/`` (less the vendored
+grader, a git-ignored build product there) and ``assignments/`` must equal the
+committed ones byte for byte. If they differ, run ``python -m autograder
+build-release`` and commit the result.
 """
 import json
 import os
@@ -16,10 +17,11 @@ import sys
 import pytest
 
 from conftest import ROOT
-from autograder import release, runner
-from autograder.check import PIECES
+from autograder.core import runner
+from autograder.instructor import release
+from autograder.core.check import PIECES
 from autograder.hidden.quiz_key import KEY
-from autograder.notebook import NOTEBOOK_OF_PIECE
+from autograder.course import NOTEBOOK_OF_PIECE
 
 ASSIGNMENT = release.ASSIGNMENT
 RELEASE = os.path.join(ROOT, "assignments", ASSIGNMENT)
@@ -27,11 +29,11 @@ SOURCE = os.path.join(ROOT, "solutions", ASSIGNMENT)
 IGNORED = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
 
 
-def tree(folder):
-    """{relative path: bytes} of every file under folder, skipping caches."""
+def tree(folder, skip=()):
+    """{relative path: bytes} of every file under folder, skipping caches (and the folders in ``skip``)."""
     files = {}
     for base, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if d not in IGNORED]
+        dirs[:] = [d for d in dirs if d not in IGNORED and d not in skip]
         for name in names:
             if name.endswith(".pyc"):
                 continue
@@ -41,8 +43,8 @@ def tree(folder):
     return files
 
 
-def differences(a, b):
-    ta, tb = tree(a), tree(b)
+def differences(a, b, skip=()):
+    ta, tb = tree(a, skip), tree(b, skip)
     return sorted(set(ta) ^ set(tb)) + sorted(p for p in set(ta) & set(tb) if ta[p] != tb[p])
 
 
@@ -68,7 +70,7 @@ def grade_cells(folder):
 def fresh_course(tmp_path_factory):
     root = tmp_path_factory.mktemp("course")
     shutil.copytree(os.path.join(ROOT, "solutions"), root / "solutions",
-                    ignore=shutil.ignore_patterns(*IGNORED, "*.pyc"))
+                    ignore=shutil.ignore_patterns(*IGNORED, "*.pyc", release.VENDOR))
     shutil.copy(os.path.join(ROOT, "nbgrader_config.py"), root / "nbgrader_config.py")
     release.build(str(root), log=lambda *args: None)
     return root
@@ -80,15 +82,16 @@ def test_committed_release_equals_a_fresh_generation(fresh_course):
 
 
 def test_committed_sources_are_up_to_date(fresh_course):
-    """The test cells and the vendored public grader in solutions/ match the registry and autograder/."""
-    diff = differences(SOURCE, fresh_course / "solutions" / ASSIGNMENT)
+    """The test cells in solutions/ match the registry (the vendored grader there is a build product)."""
+    diff = differences(SOURCE, fresh_course / "solutions" / ASSIGNMENT, skip=(release.VENDOR,))
     assert not diff, f"solutions/ is stale ({diff}): run `python -m autograder build-release`"
 
 
 def test_release_gives_nothing_away():
     assert release.release_problems(RELEASE, hidden_ids(), KEY) == []
     assert not os.path.exists(os.path.join(RELEASE, "bnlab_public", "hidden"))
-    assert not os.path.exists(os.path.join(RELEASE, "bnlab_public", "release.py"))
+    assert not os.path.exists(os.path.join(RELEASE, "bnlab_public", "instructor"))
+    assert not os.path.exists(os.path.join(RELEASE, "bnlab_public", "__main__.py"))
     names = [n for _, _, files in os.walk(RELEASE) for n in files]
     assert not [n for n in names if "quiz_key" in n]
 
@@ -157,7 +160,7 @@ def test_every_piece_has_a_notebook():
 
 def test_vendored_grader_works_under_its_own_name():
     """Run from the release folder, bnlab_public imports (all imports relative) and knows only public checks."""
-    code = ("import sys; sys.path.insert(0, '.'); import bnlab_public.runner as r, importlib.util as u; "
+    code = ("import sys; sys.path.insert(0, '.'); import bnlab_public.core.runner as r, importlib.util as u; "
             "import bnlab_public.notebook, bnlab_public.pytest_plugin; "
             "print(sorted(c.id for c in r.selected_checks(False))); "
             "print(u.find_spec('bnlab_public.hidden')); print('autograder' in sys.modules)")
@@ -168,7 +171,7 @@ def test_vendored_grader_works_under_its_own_name():
 
 
 @pytest.mark.parametrize("line, complaint", [
-    ("from autograder.check import check", "absolute name"),
+    ("from autograder.core.check import check", "absolute name"),
     ("from .hidden import quiz", "hidden package"),
     ("# see quiz_key", "quiz key"),
     ("ID = {hidden!r}", "names the hidden check"),
@@ -198,3 +201,34 @@ def test_quiz_key_agrees_with_the_solution_notebook_and_the_reference():
         source = f.read()
     exec(source[source.index("QUIZ_ANSWERS"):], namespace)
     assert solution_answers() == KEY == namespace["QUIZ_ANSWERS"]
+
+
+def test_vendored_files_say_they_are_generated():
+    vendored = os.path.join(RELEASE, release.VENDOR)
+    files = [os.path.join(base, n) for base, _, names in os.walk(vendored) for n in names if n.endswith(".py")]
+    assert files
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+        rel = os.path.relpath(path, vendored).replace(os.sep, "/")
+        assert first.startswith("# Generated by `python -m autograder build-release`") and rel in first, path
+
+
+def test_instructor_only_folders_are_never_vendored(tmp_path):
+    """A new module under instructor/ or hidden/ stays out of the students' copy without anyone listing it."""
+    package = tmp_path / "pkg"
+    for folder in ("instructor", "hidden", "core"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "brand_new.py").write_text("X = 1\n")
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text("")
+    copied = release.vendor_public(str(tmp_path / "out"), [], package_dir=str(package))
+    assert sorted(copied) == ["__init__.py", os.path.join("core", "brand_new.py")]
+
+
+def test_the_solutions_copy_of_the_grader_is_not_committed():
+    tracked = subprocess.run(["git", "ls-files", os.path.join("solutions", ASSIGNMENT)], cwd=ROOT,
+                             capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert not [p for p in tracked.stdout.splitlines() if f"/{release.VENDOR}/" in p]

@@ -11,7 +11,7 @@ import torch
 
 from conftest import REFERENCE, ROOT, grade_path
 from autograder import sandbox
-from autograder.student import SandboxStudent, check_tensors, unwrap, Unsupported
+from autograder.core.student import SandboxStudent, check_tensors, unwrap, Unsupported
 from autograder.student_side import wire
 
 AS_ROOT = os.geteuid() == 0
@@ -131,7 +131,7 @@ def test_grader_killed_mid_run_leaves_nothing_behind(tmp_path):
     tag = "876.53"
     path = tmp_path / "detach_grader_killed.py"
     path.write_text(open(REFERENCE).read() + DETACH.format(tag=tag))
-    code = (f"import sys; sys.path.insert(0, {ROOT!r}); from autograder.student import SandboxStudent; "
+    code = (f"import sys; sys.path.insert(0, {ROOT!r}); from autograder.core.student import SandboxStudent; "
             f"s = SandboxStudent({str(path)!r}); s.inventory(); print('ready', flush=True); "
             f"import time; time.sleep(600)")
     private = tmp_path / "private"  # the grader's TMPDIR: where its sandbox folder goes

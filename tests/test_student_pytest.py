@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import ROOT
-from autograder import runner
-from autograder.release import ASSIGNMENT
+from autograder.core import runner
+from autograder.instructor.release import ASSIGNMENT
 
 RELEASE = os.path.join(ROOT, "assignments", ASSIGNMENT)
 SOURCE = os.path.join(ROOT, "solutions", ASSIGNMENT)

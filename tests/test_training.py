@@ -13,10 +13,11 @@ import os
 import pytest
 import torch
 
-from autograder import runner, training_ref
-from autograder.check import Fail
+from autograder.core import runner
+from autograder.reference import training as training_ref
+from autograder.core.check import Fail
 from autograder.checks import training as checks
-from autograder.student import InProcessStudent, Returned
+from autograder.core.student import InProcessStudent, Returned
 from autograder.student_side import train_probe
 from conftest import REFERENCE, grade_path
 from variants import Variant
@@ -271,7 +272,7 @@ class NoGpuWorker:
         self.devices = []
 
     def probe(self, name, **kwargs):
-        from autograder.student import StudentError
+        from autograder.core.student import StudentError
         self.devices.append(kwargs["device"])
         if kwargs["device"] == "cuda":
             raise StudentError(f"the grader asked to train on CUDA, but {train_probe.NO_GPU}")

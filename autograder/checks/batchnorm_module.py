@@ -9,9 +9,9 @@ values: atol 1e-5 + rtol 1e-4·|expected| against the float64 oracle.
 """
 import torch
 
-from .. import oracle
-from ..check import Fail, StudentError, check, expect, expect_close, expect_finite, expect_shape
-from ..student import Returned
+from ..reference import batch_norm as oracle
+from ..core.check import Fail, StudentError, check, expect, expect_close, expect_finite, expect_shape
+from ..core.student import Returned
 from .batch_norm import X2, X4
 
 CASES = ((3, 2), (3, 4))   # (num_features, num_dims) for X2 (8, 3) and X4 (2, 3, 3, 4)

@@ -8,8 +8,8 @@ channels: out_channels = in_channels + num_convs * growth (here 3 + 2*10).
 A transition block's 1x1 conv sets the channels and AvgPool2d(2, stride 2)
 halves height and width (floor(H / 2)).
 """
-from ..check import Fail, check, describe, expect_shape
-from ..recompute import call_text, run_block, train_forward
+from ..core.check import Fail, check, describe, expect_shape
+from ..reference.blocks import call_text, run_block, train_forward
 from .residual import seed_input
 
 DENSE_HINT = ("The output is torch.cat((X, Y_1, ..., Y_n), dim=1): the input and every conv block's output, "

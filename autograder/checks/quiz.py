@@ -5,7 +5,7 @@ each value one option letter of that question. Lower-case letters and spaces
 around them are accepted (``" b "`` reads as ``B``). Whether a letter is the
 right one is judged by the hidden checks, one per question.
 """
-from ..check import Fail, check, describe
+from ..core.check import Fail, check, describe
 
 QUESTIONS = tuple(f"q{i}" for i in range(1, 11))
 OPTIONS = {q: "ABCD" for q in QUESTIONS}

@@ -9,8 +9,8 @@ two paths can be added.
 """
 import torch
 
-from ..check import check, expect_shape
-from ..recompute import call_text, run_block, train_forward
+from ..core.check import check, expect_shape
+from ..reference.blocks import call_text, run_block, train_forward
 
 SHAPE_HINT = ("Residual: conv3x3(padding 1, stride) → BN → ReLU → conv3x3(padding 1) → BN, plus the input "
               "(or its 1x1 conv with the same stride when use_1x1conv=True), then ReLU.")

@@ -15,8 +15,8 @@ per channel make unbiased variance 14% and 4% larger).
 """
 import torch
 
-from .. import oracle
-from ..check import Fail, check, expect, expect_close, expect_finite, expect_shape, tensor
+from ..reference import batch_norm as oracle
+from ..core.check import Fail, check, expect, expect_close, expect_finite, expect_shape, tensor
 from ..checks.batch_norm import (BETA2, BETA4, EPS, GAMMA2, GAMMA4, MOMENTUM, X2, X4, call_batch_norm,
                                  expect_attempted, run, situation, triple, zeros_ones)
 

@@ -14,8 +14,8 @@ import weakref
 
 import torch
 
-from .. import oracle
-from ..check import Fail, check, expect, expect_close, expect_finite, expect_shape, tensor
+from ..reference import batch_norm as oracle
+from ..core.check import Fail, check, expect, expect_close, expect_finite, expect_shape, tensor
 from ..checks.batch_norm import BETA2, BETA4, GAMMA2, GAMMA4, X2, X4, expect_attempted
 from ..checks.batchnorm_module import CASES, build, forward_op, moving_stats, name_of, parameters, state_op
 

@@ -11,8 +11,8 @@ recomputed from the same weights to name the mistake.
 import torch
 from torch.nn import functional as F
 
-from ..check import check, expect_shape
-from .. import recompute as rc
+from ..core.check import check, expect_shape
+from ..reference import blocks as rc
 from ..checks.densenet import DENSE_HINT, TRANSITION_HINT, expect_out_channels
 from .residual import eval_shape, gradients_reach, randn
 

@@ -3,7 +3,7 @@
 A wrong answer's message names the question and points at the concept to
 revisit; it never gives the right letter.
 """
-from ..check import Fail, check, describe
+from ..core.check import Fail, check, describe
 from ..checks.quiz import QUESTIONS, OPTIONS, normalise, read_answers
 from .quiz_key import HINTS, KEY
 

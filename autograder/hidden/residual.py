@@ -14,9 +14,9 @@ known mistakes is recomputed from the same weights to name the mistake.
 import torch
 from torch.nn import functional as F
 
-from ..check import Fail, check, expect, expect_finite, expect_shape, tensor
-from .. import recompute as rc
-from ..student import Returned
+from ..core.check import Fail, check, expect, expect_finite, expect_shape, tensor
+from ..reference import blocks as rc
+from ..core.student import Returned
 
 FORMULA = "conv3x3 → BN → ReLU → conv3x3 → BN → (+ shortcut) → ReLU"
 GENERIC_HINT = ("Y = ReLU(BN1(conv1(X))); Y = BN2(conv2(Y)); return ReLU(Y + shortcut(X)), where shortcut is X itself "

@@ -7,8 +7,8 @@ network with the student's ``Residual`` / ``DenseBlock`` / ``transition_block``
 gradients, and returns each named child's output shape; the first layer whose
 shape differs, or that fails, is reported.
 """
-from ..check import Fail, check
-from ..recompute import SEED
+from ..core.check import Fail, check
+from ..reference.blocks import SEED
 
 RESNET18_INPUT = (1, 1, 224, 224)
 RESNET18_TABLE = (

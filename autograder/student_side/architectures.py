@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .loader import describe_error
-from .probes import ProbeError, lookup, seed_all
+from .base import ProbeError, lookup, seed_all
 
 
 class LayerFailed(Exception):

@@ -11,13 +11,9 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .loader import EXPECTED_NAMES
+from . import architectures, train_probe
+from .base import ProbeError, lookup, seed_all  # noqa: F401 (re-exported)
 from .wire import to_plain
-
-
-class ProbeError(Exception):
-    """The student's code could not be probed; the message is for the student."""
-
 
 NORM_OPS = ("batch_norm", "instance_norm", "layer_norm", "group_norm")
 
@@ -40,22 +36,9 @@ def watching(enabled):
     return NormOpWatch() if enabled else contextlib.nullcontext()
 
 
-def seed_all(seed):
-    """Like torch.manual_seed, without queueing a lazy CUDA seeding call on CPU-only runs
-    (torch.manual_seed appends one, with a stack trace, every time it is called)."""
-    torch.random.default_generator.manual_seed(seed)
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.manual_seed_all(seed)
-
-
-def lookup(names, name):
-    if name not in names:
-        raise ProbeError(f"`{name}` is not defined in your submission")
-    return names[name]
-
-
-def inventory(names, errors):
-    return {"defined": [n for n in EXPECTED_NAMES if n in names], "load_errors": list(errors)}
+def inventory(names, errors, expected=()):
+    """Which of the ``expected`` names (the grader sends them) the submission defines, and its load errors."""
+    return {"defined": [n for n in expected if n in names], "load_errors": list(errors)}
 
 
 def call(names, name, args=(), kwargs=None, grad_args=(), grad_output=None, out_index=None, watch_norm_ops=False):
@@ -213,17 +196,6 @@ def module(names, name, ctor_args=(), seed=0, ops=()):
     return results
 
 
-def train(names, **kwargs):
-    """Training probe (issue 5): lives in its own module so this one stays small."""
-    from .train_probe import train as run_training
-    return run_training(names, **kwargs)
-
-
-def architecture(names, **kwargs):
-    """Whole networks (ResNet-18, DenseNet) assembled from the student's blocks."""
-    from .architectures import run as run_architecture
-    return run_architecture(names, **kwargs)
-
-
-PROBES = {"inventory": None, "call": call, "quiz": quiz, "module": module, "train": train,
-          "architecture": architecture}
+PROBES = {"inventory": None, "call": call, "quiz": quiz, "module": module,
+          "train": train_probe.train,                # LeNet-BN with the student's BatchNorm
+          "architecture": architectures.run}         # ResNet-18 / DenseNet from the student's blocks

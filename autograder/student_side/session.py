@@ -16,7 +16,7 @@ class Session:
         name = request.get("probe")
         try:
             if name == "inventory":
-                return {"ok": probes.inventory(self.names, self.errors)}
+                return {"ok": probes.inventory(self.names, self.errors, **request.get("kwargs", {}))}
             fn = probes.PROBES.get(name)
             if fn is None:
                 return {"error": {"type": "ProbeError", "message": f"unknown probe {name!r}", "where": ""}}

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .loader import describe_error
-from .probes import ProbeError
+from .base import ProbeError
 from .synthetic_data import single_thread
 from .wire import to_plain
 

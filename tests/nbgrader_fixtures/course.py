@@ -125,7 +125,7 @@ def definitions(code, names):
 
 def variant_notebooks(variant):
     """The reference notebooks with the variant's mistake in the solution cell of its piece."""
-    from autograder.notebook import NOTEBOOK_OF_PIECE
+    from autograder.course import NOTEBOOK_OF_PIECE
     notebooks = reference_notebooks()
     nb = notebooks[NOTEBOOK_OF_PIECE[variant.piece]]
     target = NAME_OF_PIECE[variant.piece]

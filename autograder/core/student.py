@@ -1,0 +1,317 @@
+"""The grader's handle on a submission: ask a probe, get plain data back.
+
+Two ways to reach the student's code, one interface:
+- ``SandboxStudent``: a separate worker process (the default for the CLI);
+- ``InProcessStudent``: the same probes in this process (students' own pytest runs,
+  notebooks, and the isolation benchmark).
+Both send every answer through the same encode/decode, so they grade identically.
+"""
+import dataclasses
+import os
+import select
+import subprocess
+import threading
+import time
+
+# torch (and wire, which needs it) are imported where used, so that the CLI can
+# start the worker before paying for `import torch` in the grader: both imports
+# then overlap.
+
+from .. import course
+
+PROBE_TIMEOUT_S = course.SETTINGS["probe_timeout"].default
+LOAD_TIMEOUT_S = course.SETTINGS["load_timeout"].default
+OUTPUT_HEAD = 12 * 1024    # per worker: what a submission printed first ...
+OUTPUT_TAIL = 4 * 1024     # ... and last (where a crash shows)
+OUTPUT_CAP = 24 * 1024     # all workers together (the report allows 32 KiB)
+
+
+class StudentError(Exception):
+    """The student's code failed while probed; ``str()`` is the student-facing message."""
+
+
+@dataclasses.dataclass
+class Returned:
+    """A tensor that came back from the student's code, with where it came from."""
+    value: "torch.Tensor"  # noqa: F821
+    requires_grad: bool
+    grad_fn: bool
+    device: str
+
+
+@dataclasses.dataclass
+class Unsupported:
+    what: str
+
+    def __str__(self):
+        return self.what
+
+
+def unwrap(obj):
+    """Turn the wire form into Returned / list / tuple / dict / scalars."""
+    import torch
+    if type(obj) is dict:
+        if "__tensor__" in obj:
+            t = obj["__tensor__"]
+            if type(t) is not torch.Tensor:
+                return Unsupported("something that is not a tensor")
+            return Returned(t, bool(obj["requires_grad"]), bool(obj["grad_fn"]), str(obj["device"]))
+        if "__seq__" in obj:
+            items = [unwrap(v) for v in obj["items"]]
+            return tuple(items) if obj["__seq__"] == "tuple" else items
+        if "__dict__" in obj:
+            return {k: unwrap(v) for k, v in obj["__dict__"].items()}
+        if "__unsupported__" in obj:
+            return Unsupported(str(obj["__unsupported__"]))
+        return {k: unwrap(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(unwrap(v) for v in obj)
+    return obj
+
+
+def error_message(err):
+    if err["type"] == "ProbeError":
+        return err["message"]
+    if err["type"] == "NotImplementedError":
+        return "not implemented yet (the stub still raises NotImplementedError)"
+    text = f"{err['type']}: {err['message']}" if err["message"] else err["type"]
+    return f"{text} (at {err['where']})" if err.get("where") else text
+
+
+class Student:
+    """Base: ``probe(name, **kwargs)`` returns unwrapped plain data or raises StudentError."""
+
+    device = None   # where the training check trains ("auto", "cpu", "cuda"); None: course.setting decides
+
+    def probe(self, probe_name, /, **kwargs):
+        response = self._ask({"probe": probe_name, "kwargs": kwargs})
+        if "error" in response:
+            raise StudentError(error_message(response["error"]))
+        return unwrap(response["ok"])
+
+    def inventory(self):
+        return self.probe("inventory", expected=list(course.EXPECTED_NAMES))
+
+    def output(self):
+        return ""
+
+    def close(self):
+        pass
+
+
+class InProcessStudent(Student):
+    def __init__(self, path):
+        from ..student_side.session import Session
+        self.session = Session(path)
+
+    def _ask(self, request):
+        from ..student_side import wire
+        response = self.session.handle(wire.decode(wire.encode(request)[8:]))
+        return wire.decode(wire.encode(response)[8:])
+
+
+class CappedReader(threading.Thread):
+    """Drains a pipe; keeps its first ``head`` and last ``tail`` bytes and counts the rest."""
+
+    def __init__(self, stream, head=OUTPUT_HEAD, tail=OUTPUT_TAIL):
+        super().__init__(daemon=True)
+        self.stream, self.head, self.tail = stream, head, tail
+        self.first, self.last, self.total = bytearray(), bytearray(), 0
+        self.start()
+
+    def run(self):
+        while True:
+            chunk = self.stream.read(65536)
+            if not chunk:
+                break
+            self.total += len(chunk)
+            room = self.head - len(self.first)
+            if room > 0:
+                self.first += chunk[:room]
+                chunk = chunk[room:]
+            self.last = (self.last + chunk)[-self.tail:] if self.tail else bytearray()
+
+    def text(self):
+        first = self.first.decode("utf-8", "replace")
+        if self.total <= len(self.first) + len(self.last):
+            return first + self.last.decode("utf-8", "replace")
+        return (first + f"\n... [output truncated: {self.total} bytes in all; the first {len(self.first)} "
+                f"and the last {len(self.last)} are kept] ...\n" + self.last.decode("utf-8", "replace"))
+
+
+MAX_MESSAGE = 256 << 20   # largest answer the grader will read from the worker
+MAX_ELEMENTS = 1 << 26    # largest tensor (elements) it will accept
+
+
+def check_tensors(obj, depth=0):
+    """Every tensor that came back is an ordinary dense CPU tensor of a sane size.
+
+    ``wire.decode`` already refused everything but exactly ``torch.Tensor``;
+    this also refuses sparse / quantized / meta layouts and tensors whose
+    stride-0 views would make the grader allocate without bound."""
+    import torch
+    if type(obj) is torch.Tensor:
+        if obj.layout is not torch.strided or obj.is_quantized or obj.device.type != "cpu" \
+                or obj.numel() > MAX_ELEMENTS:
+            raise ValueError("unsupported tensor")
+    elif type(obj) in (list, tuple):
+        for v in obj:
+            check_tensors(v, depth + 1)
+    elif type(obj) is dict:
+        for v in obj.values():
+            check_tensors(v, depth + 1)
+
+
+def well_formed(answer):
+    """{"ok": value} or {"error": {"type": str, "message": str, "where": str}}, nothing else."""
+    if type(answer) is not dict or len(answer) != 1:
+        return False
+    if "ok" in answer:
+        return True
+    error = answer.get("error")
+    return type(error) is dict and all(type(error.get(k)) is str for k in ("type", "message", "where"))
+
+
+class SandboxStudent(Student):
+    """The submission runs in a boxed worker process (see ``sandbox.py``).
+
+    Each probe has a wall-clock limit; a worker that dies or hangs during a
+    probe is killed and a fresh one is started for the next probe. A worker
+    that cannot load the submission fails every later probe at once."""
+
+    def __init__(self, path, probe_timeout=PROBE_TIMEOUT_S, limits=None, isolate=True, load_timeout=None):
+        from ..sandbox import Sandbox
+        self.path = os.path.abspath(path)
+        self.probe_timeout = probe_timeout
+        self.load_timeout = max(probe_timeout, LOAD_TIMEOUT_S) if load_timeout is None else load_timeout
+        self.sandbox = Sandbox(self.path, limits=limits, isolate=isolate)
+        self.proc = None
+        self.load_failure = None
+        self.outputs = []
+        self._start()
+
+    def _start(self):
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL")}
+        env.update(BNLAB_REQ_FD=str(req_r), BNLAB_RESP_FD=str(resp_w), PYTHONDONTWRITEBYTECODE="1",
+                   OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+        out_r, out_w = os.pipe()
+        try:
+            self.proc = self.sandbox.start(env, (req_r, resp_w), out_w)
+        finally:
+            for fd in (req_r, resp_w, out_w):
+                os.close(fd)
+        self.req = os.fdopen(req_w, "wb", buffering=0)
+        self.resp = os.fdopen(resp_r, "rb", buffering=0)
+        self.reader = CappedReader(os.fdopen(out_r, "rb", buffering=0))
+        self.loaded = False
+
+    def _write(self, data, deadline):
+        """Send a request without ever blocking past the deadline (the worker may stop reading)."""
+        view, fd = memoryview(data), self.req.fileno()
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                return "timeout"
+            try:
+                view = view[os.write(fd, view[: 1 << 16]):]
+            except OSError:
+                return None
+        return True
+
+    def _read(self, timeout):
+        """One decoded answer; "timeout"; None if the worker died; "bad" if it sent garbage."""
+        deadline = time.monotonic() + timeout
+        head = self._read_exactly(8, deadline)
+        if not isinstance(head, bytes):
+            return head
+        n = int.from_bytes(head, "little")
+        if n > MAX_MESSAGE:
+            return "bad"
+        data = self._read_exactly(n, deadline)
+        if not isinstance(data, bytes):
+            return data
+        from ..student_side import wire
+        try:
+            answer = wire.decode(data)
+            check_tensors(answer)
+        except Exception:
+            return "bad"
+        return answer if well_formed(answer) else "bad"
+
+    def _read_exactly(self, n, deadline):
+        data = bytearray()
+        while len(data) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.resp], [], [], left)[0]:
+                return "timeout"
+            chunk = self.resp.read(min(1 << 20, n - len(data)))
+            if not chunk:
+                return None
+            data += chunk
+        return bytes(data)
+
+    def _death(self, what, limit=None):
+        proc = self.proc
+        if what is None:  # the worker closed its pipe: let it finish dying to learn why
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._stop()
+        code = proc.returncode
+        if what == "timeout":
+            return f"timed out after {limit or self.probe_timeout:g} s (an infinite loop, or far too much work?)"
+        if what == "bad":
+            return "your code sent back something that is not plain data (tensors, numbers, lists, dicts)"
+        if code is not None and code < 0:
+            name = {9: "SIGKILL", 11: "SIGSEGV", 6: "SIGABRT", 24: "SIGXCPU"}.get(-code, f"signal {-code}")
+            return f"the process running your code was killed ({name}: out of memory, CPU limit or a crash?)"
+        return f"the process running your code exited (status {code}) before answering: does your code call exit()?"
+
+    def _ask(self, request):
+        if self.load_failure:
+            return {"error": {"type": "ProbeError", "message": self.load_failure, "where": ""}}
+        if self.proc is None:
+            self._start()
+        if not self.loaded:
+            answer = self._read(self.load_timeout)
+            if not (isinstance(answer, dict) and answer.get("ok") == "loaded"):
+                self.load_failure = "while loading your submission, " + self._death(answer, self.load_timeout)
+                return {"error": {"type": "ProbeError", "message": self.load_failure, "where": ""}}
+            self.loaded = True
+        from ..student_side import wire
+        deadline = time.monotonic() + self.probe_timeout
+        sent = self._write(wire.encode(request), deadline)
+        if sent is not True:
+            return {"error": {"type": "ProbeError", "message": self._death(sent), "where": ""}}
+        answer = self._read(max(0.0, deadline - time.monotonic()))
+        if not isinstance(answer, dict):
+            return {"error": {"type": "ProbeError", "message": self._death(answer), "where": ""}}
+        return answer
+
+    def _stop(self, linger=0.0):
+        if self.proc is None:
+            return
+        for stream in (self.req, self.resp):  # a worker waiting for a request now exits
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.sandbox.stop(self.proc, linger=linger)
+        self.reader.join(timeout=10)
+        self.outputs.append(self.reader.text())
+        self.proc = None
+
+    def output(self):
+        """What the submission printed (capped), after one line saying how it was boxed."""
+        text = "".join(self.outputs)
+        if len(text) > OUTPUT_CAP:
+            text = text[: OUTPUT_CAP - 2048] + f"\n... [{len(text) - OUTPUT_CAP + 2048} characters cut] ...\n" \
+                + text[-2048:]
+        return self.sandbox.summary() + "\n" + text
+
+    def close(self):
+        self._stop(linger=2.0)
+        self.sandbox.cleanup()

@@ -1,1 +1,0 @@
-"""bnlab's autograder: checks written once, run by pytest, nbgrader and the CLI."""
