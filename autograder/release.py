@@ -7,6 +7,7 @@ Every step is deterministic, so a re-run leaves ``assignments/`` byte-identical:
 1. vendor the public grader: copy ``autograder/`` to ``solutions/<assignment>/bnlab_public/``
    without ``hidden/`` and without this file; refuse a copy that names a hidden check,
    the quiz key, or imports ``autograder`` / ``hidden`` by name (it must work renamed);
+   add ``points.json`` (public and hidden totals, so students' ``pytest`` states the maximum);
 2. write ``conftest.py`` and ``pytest.ini`` beside the notebooks, so that ``pytest`` in the
    assignment folder runs the public checks (``bnlab_public/pytest_plugin.py``);
 3. regenerate the autograder test cells of each notebook from the registry: after the
@@ -43,6 +44,7 @@ VENDOR = "bnlab_public"
 NOT_VENDORED = {"hidden", "release.py", "nbgrader_hooks.py", "nbgrader_verify.py", "batch.py", "insight.py",
                 "gradescope.py", "summary_md.py", "cli.py", "__main__.py", "__pycache__"}
 GENERATED = "generated"
+POINTS_FILE = "points.json"  # bnlab_public/points.json: the rubric's totals, for the students' pytest summary
 
 CONFTEST = '''\
 """`pytest` in this folder grades the notebooks here with the public checks.
@@ -115,6 +117,21 @@ def vendor_public(dest_package, hidden, package_dir=PACKAGE_DIR):
         shutil.rmtree(dest_package, ignore_errors=True)
         raise BuildError("the public copy of the grader would leak or break:\n  " + "\n  ".join(problems))
     return copied
+
+
+def point_totals(checks):
+    """{"public_points", "hidden_points", "public_checks", "hidden_checks"} of the registry.
+
+    Written to ``bnlab_public/points.json``: the public copy cannot count the hidden checks
+    itself, and students' ``pytest`` states the real maximum ("17 public + 66 hidden = 83")."""
+    public = [c for c in checks if not c.hidden]
+    hidden = [c for c in checks if c.hidden]
+    return {"public_points": number(sum(c.points for c in public)), "hidden_points": number(sum(c.points for c in hidden)),
+            "public_checks": len(public), "hidden_checks": len(hidden)}
+
+
+def write_point_totals(dest_package, checks):
+    write_if_changed(os.path.join(dest_package, POINTS_FILE), json.dumps(point_totals(checks), indent=1) + "\n")
 
 
 def write_if_changed(path, text):
@@ -282,6 +299,7 @@ def build(root=ROOT, log=print):
     if not os.path.isdir(source):
         raise BuildError(f"no source assignment at {source}")
     copied = vendor_public(os.path.join(source, VENDOR), hidden_ids(checks))
+    write_point_totals(os.path.join(source, VENDOR), checks)
     write_if_changed(os.path.join(source, "conftest.py"), CONFTEST)
     write_if_changed(os.path.join(source, "pytest.ini"), PYTEST_INI)
     counts = {}
