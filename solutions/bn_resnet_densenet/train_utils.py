@@ -219,8 +219,8 @@ def train_net(net, train_iter, test_iter, num_epochs=10, lr=0.9, device=None):
               f"test acc {test_acc:.3f}", flush=True)
         if epoch == 1 and num_epochs > 1:
             took = time.perf_counter() - start
-            print(f"(epoch 1 took {took:.0f} s: the other {num_epochs - 1} take about "
-                  f"{took * (num_epochs - 1) / 60:.1f} min more)", flush=True)
+            rest = "the other epoch takes" if num_epochs == 2 else f"the other {num_epochs - 1} epochs take"
+            print(f"(epoch 1 took {took:.0f} s: {rest} about {took * (num_epochs - 1) / 60:.1f} min more)", flush=True)
     history["seconds"] = train_seconds
     history["examples_per_sec"] = examples / train_seconds if train_seconds else 0.0
     print(f"loss {history['train_loss'][-1]:.3f}, train acc {history['train_acc'][-1]:.3f}, "
