@@ -8,7 +8,9 @@ order; cells tagged ``skip-grading`` and nbgrader's test cells left out), in
 this process. A failed check shows its message only (``pytest.fail(...,
 pytrace=False)``): no traceback of grader code. Each test carries its points in
 ``item.user_properties`` (``("points", n)``, so they reach JUnit XML and survive
-pytest-xdist), and the run ends with a table of points and the total.
+pytest-xdist), and the run ends with a table of points, the total, and the real
+maximum ("P public + H hidden = T": the release build writes the hidden total to
+``points.json`` beside this file, see ``maximum``).
 """
 import contextlib
 import io

@@ -123,10 +123,11 @@ def point_totals(checks):
     """{"public_points", "hidden_points", "public_checks", "hidden_checks"} of the registry.
 
     Written to ``bnlab_public/points.json``: the public copy cannot count the hidden checks
-    itself, and students' ``pytest`` states the real maximum ("17 public + 66 hidden = 83")."""
+    itself, and students' ``pytest`` states the real maximum ("P public + H hidden = T")."""
     public = [c for c in checks if not c.hidden]
     hidden = [c for c in checks if c.hidden]
-    return {"public_points": number(sum(c.points for c in public)), "hidden_points": number(sum(c.points for c in hidden)),
+    return {"public_points": number(sum(c.points for c in public)),
+            "hidden_points": number(sum(c.points for c in hidden)),
             "public_checks": len(public), "hidden_checks": len(hidden)}
 
 

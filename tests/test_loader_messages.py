@@ -100,3 +100,12 @@ def test_unreadable_notebook_reaches_the_students_report(tmp_path):
     assert context["load_errors"][0].startswith("01_batch_norm.ipynb: not a readable notebook (cell 1 of the file")
     assert context["load_errors"][1].startswith("broken_json.ipynb: not a readable notebook (not valid JSON at line 1")
     assert "not a readable notebook" in results[0].message and "exit()" not in results[0].message
+
+
+def test_an_error_raised_in_a_function_names_the_calling_cell_too(tmp_path):
+    cells = [code("def batch_norm(*args):\n    raise NotImplementedError()\n"),
+             code("import math\n\nY = batch_norm(1, 2)\n")]
+    _, errors = loader.load_submission(str(write_notebook(tmp_path / "01_batch_norm.ipynb", cells)))
+    assert errors == ["01_batch_norm.ipynb, cell starting `import math`, line 3, in batch_norm "
+                      "(cell defining batch_norm, line 2): NotImplementedError: not implemented yet "
+                      "(a stub still raises NotImplementedError)"]

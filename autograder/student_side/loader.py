@@ -105,22 +105,41 @@ def strip_magics(source):
     return "\n".join(lines)
 
 
+def student_frames(exc):
+    """The traceback's frames in the student's cells or files (compiled as "<label>"), outermost first."""
+    return [f for f in traceback.extract_tb(exc.__traceback__)
+            if f.filename.startswith("<") and not f.filename.startswith("<frozen")]
+
+
 def locate(exc, label):
-    """Where in the student's code an exception happened: "01_batch_norm.ipynb, cell defining batch_norm, line 7"."""
+    """Where in the student's code an exception happened: "01_batch_norm.ipynb, cell defining batch_norm, line 7".
+
+    When it was raised deeper than the cell that ran (in a function defined elsewhere), both:
+    "01_batch_norm.ipynb, cell starting `Y = batch_norm(...`, line 2, in batch_norm (cell defining
+    batch_norm, line 11)"."""
     if isinstance(exc, SyntaxError):
         return f"{label}, line {exc.lineno}"
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename.startswith("<"):
-            return f"{frame.filename.strip('<>')}, line {frame.lineno}"
-    return label
+    frames = student_frames(exc)
+    if not frames:
+        return label
+    outer, inner = frames[0], frames[-1]
+    where = f"{outer.filename.strip('<>')}, line {outer.lineno}"
+    if (inner.filename, inner.lineno) != (outer.filename, outer.lineno):
+        notebook = outer.filename.strip("<>").split(", ", 1)[0] + ", "
+        deeper = inner.filename.strip("<>")
+        deeper = deeper[len(notebook):] if deeper.startswith(notebook) else deeper
+        where += f", in {inner.name} ({deeper}, line {inner.lineno})"
+    return where
 
 
 def describe_error(exc, label):
     """One line a student can act on: where it happened and what it was."""
     if isinstance(exc, SyntaxError):
         return f"{locate(exc, label)}: SyntaxError: {exc.msg}"
-    message = str(exc).strip() or "(no message)"
-    return f"{locate(exc, label)}: {type(exc).__name__}: {message}"
+    message = str(exc).strip()
+    if not message and isinstance(exc, NotImplementedError):
+        message = "not implemented yet (a stub still raises NotImplementedError)"
+    return f"{locate(exc, label)}: {type(exc).__name__}: {message or '(no message)'}"
 
 
 def run_source(label, source, namespace):
