@@ -207,3 +207,19 @@ def test_find_target_prefers_the_shallowest_notebooks(tmp_path):
     (tmp_path / "z.py").write_text("")
     assert gradescope.find_target(str(tmp_path)) == str(tmp_path / "c")
     assert gradescope.find_target(str(tmp_path / "a")) == str(tmp_path / "a" / "b")
+
+
+def test_without_any_python_the_shell_still_writes_a_zero_report(zip_path, tmp_path):
+    """No venv and no python3 on PATH: run_autograder writes a bare report by itself."""
+    root = gradescope_root(zip_path, tmp_path)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("mkdir", "rm", "chmod", "tr"):
+        os.symlink(shutil.which(name), tools / name)
+    env = {"PATH": str(tools), "BNLAB_AUTOGRADER_ROOT": str(root), "BNLAB_PYTHON": str(tmp_path / "none" / "python")}
+    proc = subprocess.run([shutil.which("bash"), str(root / "run_autograder")], cwd="/", env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((root / "results" / "results.json").read_text())
+    assert report["score"] == 0 and report["tests"] == []
+    assert report["output"].startswith("NOT GRADED: the grader's Python") and "setup.sh did not finish" in report["output"]
