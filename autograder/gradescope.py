@@ -248,7 +248,7 @@ def run_gradescope_zip(args):
     out = args.out or DEFAULT_ZIP
     names = build_zip(out)
     hidden = [n for n in names if n.startswith("autograder/hidden/")]
-    print(f"wrote {out}: setup.sh, run_autograder and the grader ({len(names) - 2} files, "
+    print(f"wrote {out}: setup.sh, run_autograder, {RUBRIC} and the grader ({len(names) - 3} files, "
           f"{len(hidden)} of them hidden checks). Upload it as the assignment's autograder "
           f"(Configure Autograder -> Zip file upload).")
     if git_exposed(out):
