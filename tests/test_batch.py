@@ -104,10 +104,12 @@ def test_summary_counts_failures_and_groups_messages(graded):
     assert moving["failed"] == 3 and moving["percent"] == 75.0          # bob, erin, mallory
     assert sorted(m["count"] for m in moving["messages"]) == [1, 1, 1]
     assert any("momentum" in m["example"] for m in moving["messages"])  # erin's mistake, named
+    assert moving["wrong"] == 2 and moving["not_attempted"] == 1        # erin, mallory; bob's untouched stub
     assert by_id["quiz.q1"]["failed"] == 2                              # bob (blank), mallory (crashed)
+    assert by_id["quiz.q1"]["wrong"] == 1 and by_id["quiz.q1"]["not_attempted"] == 1
     md = (out / "summary.md").read_text()
-    assert "| `batch_norm.moving_average` (hidden) | batch_norm | 3 / 4 | 75% |" in md
-    assert md.index("batch_norm.moving_average") < md.index("batch_norm.returns_triple")  # most failed first
+    assert "| `batch_norm.moving_average` (hidden) | batch_norm | 2 / 4 | 1 / 4 |" in md
+    assert md.index("batch_norm.moving_average") < md.index("batch_norm.returns_triple")  # most wrong first
     assert "![score distribution](scores.png)" in md
     assert (out / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -105,3 +105,98 @@ def test_markdown_takes_runner_results_too():
                Result("a.c", "a", "t", 0.0, 2.0, False, False, "wrong", 0.1)]
     md = summary_md.markdown(results)
     assert md.startswith("## bnlab: 1 / 3") and "- `a.c`: wrong" in md
+
+
+# ---- the workflow templates: lint, pins, cache, early failure ----
+
+TEMPLATES = os.path.join(ROOT, "templates")
+CLASS_SCALE = os.path.join(ROOT, "docs", "class-scale.md")
+
+
+def workflow_files():
+    found = []
+    for folder, _, names in os.walk(TEMPLATES):
+        found += [os.path.join(folder, n) for n in names if n.endswith((".yml", ".yaml"))]
+    return sorted(found)
+
+
+def lint(flow, where):
+    """Structure GitHub Actions needs: jobs with runs-on and steps, each step `uses` XOR `run`."""
+    assert isinstance(flow, dict) and flow.get("jobs"), where
+    for name, job in flow["jobs"].items():
+        assert job.get("runs-on"), (where, name)
+        for step in job["steps"]:
+            assert ("uses" in step) != ("run" in step), (where, name, step)
+            if "uses" in step:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w.-]+)*@v\d+", step["uses"]), (where, step["uses"])
+
+
+def test_every_workflow_template_parses_and_lints():
+    files = workflow_files()
+    assert WORKFLOW in files
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            lint(yaml.safe_load(f), path)
+
+
+def test_torch_is_pinned_like_the_gradescope_bundle(workflow):
+    from importlib.metadata import version
+    env = workflow["env"]
+    assert env["TORCH_VERSION"] == version("torch").split("+")[0]
+    assert env["TORCHVISION_VERSION"] == version("torchvision").split("+")[0]
+    with open(os.path.join(TEMPLATES, "gradescope", "setup.sh"), encoding="utf-8") as f:
+        setup = f.read()
+    assert '"torch==@TORCH_VERSION@" "torchvision==@TORCHVISION_VERSION@"' in setup  # filled from the same env
+    install = next(s for s in steps(workflow) if "pip install" in s.get("run", "") and ".grader" in s["run"])
+    assert '"torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"' in install["run"]
+    assert "download.pytorch.org/whl/cpu" in install["run"]
+
+
+def test_pip_downloads_are_cached(workflow):
+    names = [str(s.get("uses", "")) for s in steps(workflow)]
+    cache = steps(workflow)[names.index(next(n for n in names if n.startswith("actions/cache@")))]
+    assert "pip" in cache["with"]["path"] and "TORCH_VERSION" in cache["with"]["key"]
+    install = next(i for i, s in enumerate(steps(workflow)) if "pip install" in s.get("run", ""))
+    assert names.index(cache["uses"]) < install
+
+
+def settings_check(workflow):
+    return steps(workflow)[0]
+
+
+@pytest.mark.parametrize("repo, has_key, fails_with", [
+    ("", "true", "BNLAB_GRADER_REPO"),
+    ("org/grader", "false", "BNLAB_GRADER_DEPLOY_KEY"),
+    ("org/grader", "true", None),
+])
+def test_missing_grader_settings_fail_first_and_say_which(workflow, repo, has_key, fails_with):
+    step = settings_check(workflow)
+    assert "vars.BNLAB_GRADER_REPO" in step["env"]["GRADER_REPO"]
+    assert "secrets.BNLAB_GRADER_DEPLOY_KEY" in step["env"]["HAS_DEPLOY_KEY"]
+    checkouts = [i for i, s in enumerate(steps(workflow)) if str(s.get("uses", "")).startswith("actions/checkout@")]
+    assert steps(workflow).index(step) < min(checkouts)
+    env = dict(os.environ, GRADER_REPO=repo, HAS_DEPLOY_KEY=has_key)
+    proc = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, timeout=60)
+    if fails_with is None:
+        assert proc.returncode == 0 and "grading with org/grader" in proc.stdout
+    else:
+        assert proc.returncode == 1 and f"::error title=bnlab" in proc.stdout and fails_with in proc.stdout
+
+
+def docs_workflow_sketch():
+    with open(CLASS_SCALE, encoding="utf-8") as f:
+        text = f.read()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) == 1
+    return yaml.safe_load(blocks[0])
+
+
+def test_class_scale_sketch_collects_with_working_matplotlib_and_always_uploads():
+    sketch = docs_workflow_sketch()
+    lint(sketch, CLASS_SCALE)
+    runs = "\n".join(s.get("run", "") for job in sketch["jobs"].values() for s in job["steps"])
+    assert not re.search(r"--no-deps[^\n&|;#]*matplotlib", runs)
+    assert "pip install matplotlib" in runs
+    uploads = [s for job in sketch["jobs"].values() for s in job["steps"]
+               if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert len(uploads) == 2 and all(s.get("if") == "always()" for s in uploads)

@@ -63,7 +63,99 @@ def test_zip_layout(zip_path):
                 or n.endswith(".pyc")]
     for name in ("setup.sh", "run_autograder"):
         assert stat.S_IMODE(infos[name].external_attr >> 16) == 0o755
-    assert "@TORCH_VERSION@" not in setup and "torch==" in setup
+    assert "@TORCH_VERSION@" not in setup and "@TORCHVISION_VERSION@" not in setup
+    from importlib.metadata import version
+    assert f'"torch=={version("torch").split("+")[0]}"' in setup
+    assert f'"torchvision=={version("torchvision").split("+")[0]}"' in setup
+
+
+def test_hidden_material_is_root_only_in_the_zip(zip_path):
+    """The hidden checks, the quiz key and the rubric: 0600 in the zip (and the zip itself 0600)."""
+    assert stat.S_IMODE(os.stat(zip_path).st_mode) == 0o600
+    with zipfile.ZipFile(zip_path) as zf:
+        modes = {i.filename: stat.S_IMODE(i.external_attr >> 16) for i in zf.infolist()}
+    hidden = [n for n in modes if n.startswith("autograder/hidden/") or n == gradescope.RUBRIC]
+    assert "autograder/hidden/quiz_key.py" in hidden and gradescope.RUBRIC in hidden
+    assert {modes[n] for n in hidden} == {0o600}
+    public = [n for n in modes if n not in hidden and n not in ("setup.sh", "run_autograder")]
+    assert public and {modes[n] for n in public} == {0o644}
+
+
+def test_setup_makes_python_readable_and_hidden_material_root_only(zip_path):
+    with zipfile.ZipFile(zip_path) as zf:
+        setup = zf.read("setup.sh").decode()
+    assert "chmod -R a+rX /autograder/venv" in setup
+    assert "chmod -R go-rwx /autograder/source/autograder/hidden /autograder/source/bnlab_rubric.json" in setup
+
+
+def test_run_autograder_leaves_hidden_material_root_only_on_disk(zip_path, tmp_path):
+    root = gradescope_root(zip_path, tmp_path)
+    hidden = root / "source" / "autograder" / "hidden"
+    os.chmod(hidden / "quiz_key.py", 0o644)   # as a careless unzip would leave it
+    (root / "submission" / "README.txt").write_text("oops")
+    run_autograder(root)
+    for path in [hidden, hidden / "quiz_key.py", root / "source" / gradescope.RUBRIC]:
+        assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0, path
+
+
+# ---- run_autograder always writes a report ----
+
+def not_graded(zip_path, tmp_path, python):
+    """run_autograder with BNLAB_PYTHON=python: a zero report for every check, saying why."""
+    root = gradescope_root(zip_path, tmp_path)
+    shutil.copy(REFERENCE, root / "submission" / "work.py")
+    env = dict(os.environ, BNLAB_AUTOGRADER_ROOT=str(root), BNLAB_PYTHON=str(python))
+    proc = subprocess.run(["bash", str(root / "run_autograder")], cwd="/", env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((root / "results" / "results.json").read_text())
+    assert report["score"] == 0 and report["output"].startswith("NOT GRADED: ")
+    assert "NOT GRADED" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+    rubric = json.loads((root / "source" / gradescope.RUBRIC).read_text())
+    assert [t["name"] for t in report["tests"]] == [c["id"] for c in rubric] == \
+        [c.id for c in runner.selected_checks(True)]
+    assert all(t["score"] == 0 and t["status"] == "failed" for t in report["tests"])
+    assert {t["visibility"] for t in report["tests"]} == {"visible", "after_published"}
+    return report
+
+
+def test_no_venv_gives_a_zero_report_not_a_crash(zip_path, tmp_path):
+    report = not_graded(zip_path, tmp_path, tmp_path / "no-such-venv" / "bin" / "python")
+    assert "setup.sh did not finish" in report["output"]
+
+
+def test_a_python_without_torch_gives_a_zero_report(zip_path, tmp_path):
+    """The venv exists but torch is not installed (here: the same Python without site-packages)."""
+    bare = tmp_path / "bare-python"
+    bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    bare.chmod(0o755)
+    assert subprocess.run([str(bare), "-c", "import torch"], capture_output=True).returncode != 0
+    report = not_graded(zip_path, tmp_path, bare)
+    assert "PyTorch is not installed" in report["output"]
+
+
+def test_a_crashing_grader_gives_a_zero_report(zip_path, tmp_path):
+    """The grader's Python dies at once (a broken install): the report still appears, from python3 or the shell."""
+    crash = tmp_path / "crashing-python"
+    crash.write_text(f'#!/bin/sh\n[ "$3" = gradescope-fail ] && exec "{sys.executable}" -S "$@"\nexit 3\n')
+    crash.chmod(0o755)
+    report = not_graded(zip_path, tmp_path, crash)
+    assert "exit status 3" in report["output"]
+
+
+def test_zip_goes_to_an_ignored_build_folder_by_default(tmp_path):
+    parser = gradescope.add_arguments(__import__("argparse").ArgumentParser(), "gradescope-zip")
+    assert parser.parse_args([]).out == gradescope.DEFAULT_ZIP == os.path.join("build", "bnlab-gradescope.zip")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    shutil.copy(os.path.join(ROOT, ".gitignore"), repo / ".gitignore")
+    (repo / "build").mkdir()
+    ignored = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", gradescope.DEFAULT_ZIP])
+    assert ignored.returncode == 0, "the repository's .gitignore must ignore the default zip"
+    assert not gradescope.git_exposed(str(repo / gradescope.DEFAULT_ZIP))
+    assert gradescope.git_exposed(str(repo / "grader.zip"))  # beside the code: git would offer it
+    assert not gradescope.git_exposed(str(tmp_path / "elsewhere.zip"))  # not in a work tree
 
 
 def test_scripts_are_valid_bash(zip_path, tmp_path):
@@ -116,3 +208,19 @@ def test_find_target_prefers_the_shallowest_notebooks(tmp_path):
     (tmp_path / "z.py").write_text("")
     assert gradescope.find_target(str(tmp_path)) == str(tmp_path / "c")
     assert gradescope.find_target(str(tmp_path / "a")) == str(tmp_path / "a" / "b")
+
+
+def test_without_any_python_the_shell_still_writes_a_zero_report(zip_path, tmp_path):
+    """No venv and no python3 on PATH: run_autograder writes a bare report by itself."""
+    root = gradescope_root(zip_path, tmp_path)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("mkdir", "rm", "chmod", "tr"):
+        os.symlink(shutil.which(name), tools / name)
+    env = {"PATH": str(tools), "BNLAB_AUTOGRADER_ROOT": str(root), "BNLAB_PYTHON": str(tmp_path / "none" / "python")}
+    proc = subprocess.run([shutil.which("bash"), str(root / "run_autograder")], cwd="/", env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((root / "results" / "results.json").read_text())
+    assert report["score"] == 0 and report["tests"] == []
+    assert report["output"].startswith("NOT GRADED: the grader's Python") and "setup.sh did not finish" in report["output"]

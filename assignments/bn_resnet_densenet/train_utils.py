@@ -2,14 +2,16 @@
 
 No dependency on the ``d2l`` package (it pins old library versions):
 
-- ``load_fashion_mnist(batch_size=256, resize=None, root=None)`` -> (train_iter, test_iter):
+- ``load_fashion_mnist(batch_size=256, resize=None, root=None, train_size=None)`` -> (train_iter, test_iter):
   Fashion-MNIST through torchvision when it is on disk under ``root`` (default
   ``$BNLAB_DATA`` or ``~/.cache/bnlab/data``) or can be downloaded there; otherwise a
   deterministic offline data set of ten stroke shapes (the same one the grader's
-  training check uses). It prints which one you got.
+  training check uses). It prints which one you got. ``train_size`` keeps a fixed random
+  subset of the training images (the CPU-sized demos); the test set stays whole.
 - ``train_net(net, train_iter, test_iter, num_epochs=10, lr=0.9, device=None)`` -> history:
   minibatch SGD on the cross-entropy loss, a progress bar per epoch (tqdm when
-  installed, else a text bar), the test accuracy after each epoch, and at the end
+  installed, else a text bar), the test accuracy after each epoch, after the first epoch
+  how long the rest will take, and at the end
   a plot of the training loss and the train/test accuracy per epoch (matplotlib
   when installed, else a table).
 
@@ -88,11 +90,12 @@ def image_batches(resize):
     return collate
 
 
-def load_fashion_mnist(batch_size=256, resize=None, root=None):
+def load_fashion_mnist(batch_size=256, resize=None, root=None, train_size=None):
     """(train_iter, test_iter): Fashion-MNIST if available, else the offline synthetic shapes.
 
     Batches are (X, y) with X float (batch, 1, 28, 28) in [0, 1] (or resized to
     ``resize`` x ``resize``) and y int64 labels; the training batches are shuffled.
+    ``train_size``: keep only that many training images (a fixed random subset, seed 0).
     """
     root = os.path.abspath(os.path.expanduser(root or os.environ.get(DATA_ENV) or DEFAULT_ROOT))
     download = os.environ.get(DOWNLOAD_ENV, "1") != "0"
@@ -106,6 +109,10 @@ def load_fashion_mnist(batch_size=256, resize=None, root=None):
               f"Using the offline data set instead: {SYNTHETIC_SIZES[0]} training and {SYNTHETIC_SIZES[1]} test "
               f"images of 10 synthetic shapes ({', '.join(synthetic.CLASSES)}), made from fixed seeds.", flush=True)
         (train_x, train_y), (test_x, test_y) = synthetic.splits(*SYNTHETIC_SIZES)
+    if train_size is not None and train_size < len(train_y):
+        keep = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(0))[:train_size]
+        print(f"Training on {train_size} of the {len(train_y)} training images (a fixed random subset).")
+        train_x, train_y = train_x[keep], train_y[keep]
     collate = image_batches(resize)
     train_iter = DataLoader(TensorDataset(train_x, train_y), batch_size=batch_size, shuffle=True, collate_fn=collate)
     test_iter = DataLoader(TensorDataset(test_x, test_y), batch_size=batch_size, shuffle=False, collate_fn=collate)
@@ -210,6 +217,10 @@ def train_net(net, train_iter, test_iter, num_epochs=10, lr=0.9, device=None):
         history["test_acc"].append(test_acc)
         print(f"epoch {epoch}: loss {history['train_loss'][-1]:.3f}, train acc {history['train_acc'][-1]:.3f}, "
               f"test acc {test_acc:.3f}", flush=True)
+        if epoch == 1 and num_epochs > 1:
+            took = time.perf_counter() - start
+            rest = "the other epoch takes" if num_epochs == 2 else f"the other {num_epochs - 1} epochs take"
+            print(f"(epoch 1 took {took:.0f} s: {rest} about {took * (num_epochs - 1) / 60:.1f} min more)", flush=True)
     history["seconds"] = train_seconds
     history["examples_per_sec"] = examples / train_seconds if train_seconds else 0.0
     print(f"loss {history['train_loss'][-1]:.3f}, train acc {history['train_acc'][-1]:.3f}, "

@@ -6,6 +6,8 @@ import xml.etree.ElementTree as ET
 
 MAX_MESSAGE = 2000
 MAX_OUTPUT = 32 * 1024
+OUTPUT_MODE = 0o600   # every report file: owner-only (docs/class-scale.md, "Output files")
+GROUP_AT_LEAST = 3   # failed checks of a piece with one reason that share a table line
 
 
 def clip(text, limit):
@@ -16,16 +18,55 @@ def total(results):
     return sum(r.score for r in results), sum(r.max_score for r in results)
 
 
-def table(results):
-    width = max([len(r.id) for r in results] + [10])
-    lines = [f"{'check':<{width}}  {'result':<6}  {'points':>9}", "-" * (width + 19)]
+def reason(message):
+    """What a failure message says went wrong, without the call it describes.
+
+    "BatchNorm(3, 2): not implemented yet (...)" -> "not implemented yet (...)"; a message
+    without a "context: " prefix is its own reason."""
+    _, sep, rest = message.partition(": ")
+    return rest if sep and rest.strip() else message
+
+
+def rows(results, min_group=GROUP_AT_LEAST):
+    """Table rows: (label, passed, score, max_score, message, members).
+
+    Failed checks of one piece that fail for the same ``reason`` become one row (at the
+    place of the first of them) when there are at least ``min_group``; every other check
+    is its own row. Scores per check stay in ``gradescope()`` / results.json."""
+    groups = {}
     for r in results:
-        flag = "pass" if r.passed else "FAIL"
-        lines.append(f"{r.id:<{width}}  {flag:<6}  {r.score:>4g} / {r.max_score:<3g}")
-        if r.message:
-            lines.append(f"{'':<{width}}    {clip(r.message, MAX_MESSAGE)}")
+        if not r.passed and r.message:
+            groups.setdefault((r.piece, reason(r.message)), []).append(r)
+    out, done = [], set()
+    for r in results:
+        key = (r.piece, reason(r.message))
+        members = groups.get(key, []) if not r.passed and r.message else []
+        if len(members) >= min_group:
+            if key in done:
+                continue
+            done.add(key)
+            out.append((f"{r.piece}: {len(members)} checks", False, sum(m.score for m in members),
+                        sum(m.max_score for m in members), key[1], [m.id for m in members]))
+        else:
+            out.append((r.id, r.passed, r.score, r.max_score, r.message, [r.id]))
+    return out
+
+
+def table(results):
+    """The terminal table: one line per check, or per group of a piece's checks failing alike."""
+    lines_of = rows(results)
+    width = max([len(label) for label, *_ in lines_of] + [10])
+    lines = [f"{'check':<{width}}  {'result':<6}  {'points':>9}", "-" * (width + 19)]
+    for label, passed, score, max_score, message, _ in lines_of:
+        flag = "pass" if passed else "FAIL"
+        lines.append(f"{label:<{width}}  {flag:<6}  {score:>4g} / {max_score:<3g}")
+        if message:
+            lines.append(f"{'':<{width}}    {clip(message, MAX_MESSAGE)}")
     score, out_of = total(results)
     lines += ["-" * (width + 19), f"{'total':<{width}}  {'':<6}  {score:>4g} / {out_of:<3g}"]
+    if len(lines_of) < len(results):
+        lines.append("(checks of one piece that fail for the same reason share a line; "
+                     "results.json has every check)")
     return "\n".join(lines)
 
 
@@ -45,19 +86,29 @@ def gradescope(results, output="", hidden_visibility="after_published"):
     }
 
 
-def write_text(path, text):
-    """Write to a temporary file beside ``path``, then rename: never follows a link planted at ``path``."""
+def write_bytes(path, data):
+    """Write to a temporary file beside ``path``, then rename: never follows a link planted at ``path``.
+
+    Every report the grader writes (results.json, JUnit XML, grades.csv, summary.*, scores.png,
+    the Gradescope zip) is created with ``OUTPUT_MODE``, owner-only, whatever the umask: they
+    hold grades, messages about a student's code, or the hidden checks."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        os.fchmod(fd, OUTPUT_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_text(path, text):
+    """``write_bytes`` of ``text`` in UTF-8, newlines as given."""
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path, data):

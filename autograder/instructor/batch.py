@@ -316,7 +316,7 @@ def collect(out_dir):
     except runner.MissingHidden:  # a copy of the grader without the hidden checks
         check_ids = [c.id for c in runner.selected_checks(False)]
     seen = {t["name"] for _, d in rows for t in d["tests"]}
-    check_ids = [c for c in check_ids if c in seen] + sorted(seen - set(check_ids))
+    check_ids = [c for c in check_ids if c in seen] + sorted(seen - set(check_ids), key=class_summary.natural_key)
     write_atomic(os.path.join(out_dir, "grades.csv"), grades_csv(rows, check_ids))
     return class_summary.write_summary(out_dir, rows, check_ids)
 

@@ -2,8 +2,11 @@
 
 Input: ``rows`` = [(student, results dict in Gradescope's format)], as ``batch.py``
 writes them. Output, in OUT_DIR: ``summary.json`` (everything), ``summary.md`` (for
-the instructor: concepts and checks sorted by how many students failed them, with
-the top messages) and ``scores.png`` (histogram of totals).
+the instructor, short: first the checks students got *wrong*, most students first, with
+the commonest mistake; then the pieces left *not attempted* (untouched stubs, blank
+answers), kept apart from the wrong ones; then the concepts, weakest first) and
+``scores.png`` (histogram of totals). When matplotlib cannot draw, the summary is
+written anyway, without the plot, and says why. Check ids sort naturally (q2 < q10).
 
 ``python -m autograder collect OUT_DIR`` (``batch.collect``) rebuilds ``grades.csv`` and
 this summary from OUT_DIR/<student>/results.json files that were graded elsewhere.
@@ -18,11 +21,31 @@ import os
 import re
 import statistics
 
-from ..core.report import write_text as write_atomic
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 TOP_MESSAGES = 3
 EXAMPLE_CHARS = 400
+MOST_MISSED = 12      # checks shown in summary.md's first table (all of them are in summary.json)
+MISTAKES_SHOWN = 6    # checks whose commonest messages summary.md spells out
+# What an untouched stub or a blank answer says (student.error_message, checks/quiz.py): "not attempted".
+NOT_ATTEMPTED = re.compile(r"not implemented yet|no answer yet|'' is not one of the letters")
+
+
+def natural_key(text):
+    """Sort key that orders embedded numbers by value: quiz.q2 < quiz.q10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def lesson_order(check):
+    """Ties are shown in the lesson's order of pieces, then by id, naturally (quiz.q2 < quiz.q10)."""
+    from ..course import PIECES
+    piece = PIECES.index(check["piece"]) if check["piece"] in PIECES else len(PIECES)
+    return piece, natural_key(check["id"])
+
+
+def not_attempted(message):
+    """Whether a failure message is an untouched stub or a blank answer, rather than a wrong one."""
+    return bool(NOT_ATTEMPTED.search(message))
 
 
 def normalise(message):
@@ -56,8 +79,9 @@ def summarize(rows, check_ids):
     earned = collections.defaultdict(float)    # piece -> points earned by the class
     possible = collections.defaultdict(float)  # piece -> points possible for the class
     perfect = collections.Counter()            # piece -> students who passed all of its checks
+    untried = collections.Counter()          # piece -> students who attempted none of its checks
     for _, data in rows:
-        missed = set()
+        missed, tried = set(), set()
         for t in data.get("tests", []):
             piece = info.get(t["name"], ("?",))[0]
             earned[piece] += t["score"]
@@ -65,8 +89,13 @@ def summarize(rows, check_ids):
             if t["status"] != "passed":
                 failed[t["name"]].append(failure_message(t))
                 missed.add(piece)
-        for piece in {info.get(t["name"], ("?",))[0] for t in data.get("tests", [])} - missed:
+            if t["status"] == "passed" or not not_attempted(failure_message(t)):
+                tried.add(piece)
+        pieces_here = {info.get(t["name"], ("?",))[0] for t in data.get("tests", [])}
+        for piece in pieces_here - missed:
             perfect[piece] += 1
+        for piece in pieces_here - tried:
+            untried[piece] += 1
     checks = []
     for cid in check_ids:
         messages = failed.get(cid, [])
@@ -74,12 +103,16 @@ def summarize(rows, check_ids):
         for m in messages:
             groups.setdefault(normalise(m), []).append(m)
         top = sorted(groups.items(), key=lambda kv: -len(kv[1]))[:TOP_MESSAGES]
+        untouched = sum(1 for m in messages if not_attempted(m))
         piece, title, hidden = info[cid]
         checks.append({"id": cid, "piece": piece, "title": title, "hidden": hidden, "failed": len(messages),
                        "percent": round(100.0 * len(messages) / n, 1) if n else 0.0,
-                       "messages": [{"count": len(ms), "pattern": key, "example": ms[0]} for key, ms in top]})
+                       "wrong": len(messages) - untouched, "not_attempted": untouched,
+                       "messages": [{"count": len(ms), "pattern": key, "example": ms[0],
+                                     "not_attempted": not_attempted(ms[0])} for key, ms in top]})
     pieces = [{"piece": p, "earned_percent": round(100.0 * earned[p] / possible[p], 1) if possible[p] else 0.0,
-               "all_passed": perfect[p]} for p in dict.fromkeys(c["piece"] for c in checks)]
+               "all_passed": perfect[p], "not_attempted": untried[p]}
+              for p in dict.fromkeys(c["piece"] for c in checks)]
     errors = [s for s, d in rows if d.get("extra_data", {}).get("bnlab", {}).get("error")]
     return {
         "students": n, "max_total": max_total,
@@ -105,6 +138,7 @@ def cell(text):
 
 
 def markdown(s):
+    """summary.md: what the class got wrong first, then what it left untouched, then the concepts."""
     n, top = s["students"], s["max_total"]
     pct = f" ({100 * s['mean'] / top:.0f}%)" if top else ""
     lines = ["# Class summary", "",
@@ -113,29 +147,49 @@ def markdown(s):
     if s["grading_failed"]:
         lines += [f"**Grading failed** for {len(s['grading_failed'])} submission(s) (zero rows; the reason is in "
                   f"grades.csv): {', '.join(s['grading_failed'])}", ""]
-    lines += ["![score distribution](scores.png)", "", "## By concept, weakest first", "",
+    wrong = sorted((c for c in s["checks"] if c["wrong"]), key=lambda c: (-c["wrong"], lesson_order(c)))
+    lines += ["## What the class got wrong", ""]
+    if wrong:
+        lines += ["| check | piece | wrong | not attempted |", "|---|---|---:|---:|"]
+        for c in wrong[:MOST_MISSED]:
+            lines.append(f"| `{c['id']}`{' (hidden)' if c['hidden'] else ''} | {c['piece']} | {c['wrong']} / {n} | "
+                         f"{c['not_attempted']} / {n} |")
+        if len(wrong) > MOST_MISSED:
+            lines.append(f"\n... and {len(wrong) - MOST_MISSED} more check(s) in summary.json.")
+        lines += ["", "Commonest mistakes (numbers vary between students; one example each):", ""]
+        for c in wrong[:MISTAKES_SHOWN]:
+            shown = [m for m in c["messages"] if not m["not_attempted"]]
+            if shown:
+                lines.append(f"- `{c['id']}`: " + "; ".join(f"**{m['count']}×** {cell(one_line(m['example']))}"
+                                                           for m in shown))
+    else:
+        lines.append("No wrong answers: every failed check was not attempted.")
+    untouched = [p for p in s["pieces"] if p["not_attempted"]]
+    lines += ["", "## Not attempted (untouched stubs, blank answers)", ""]
+    if untouched:
+        lines += ["| piece | students who attempted none of its checks |", "|---|---:|"]
+        for p in sorted(untouched, key=lambda p: -p["not_attempted"]):
+            lines.append(f"| {p['piece']} | {p['not_attempted']} / {n} |")
+    else:
+        lines.append("Every student attempted every piece.")
+    lines += ["", "## By concept, weakest first", "",
               "| piece | points earned by the class | students who passed all its checks |", "|---|---:|---:|"]
     for p in sorted(s["pieces"], key=lambda p: p["earned_percent"]):
         lines.append(f"| {p['piece']} | {p['earned_percent']:g}% | {p['all_passed']} / {n} |")
-    missed = sorted((c for c in s["checks"] if c["failed"]), key=lambda c: (-c["failed"], c["id"]))
-    lines += ["", "## Checks, most failed first", "", "| check | piece | failed | % |", "|---|---|---:|---:|"]
-    for c in missed:
-        lines.append(f"| `{c['id']}`{' (hidden)' if c['hidden'] else ''} | {c['piece']} | {c['failed']} / {n} | "
-                     f"{c['percent']:g}% |")
-    passed_all = len(s["checks"]) - len(missed)
+    passed_all = sum(1 for c in s["checks"] if not c["failed"])
     if passed_all:
         lines += ["", f"{passed_all} check(s) passed by every student."]
-    lines += ["", "## Most common failure messages", ""]
-    for c in missed:
-        lines += [f"### `{c['id']}`: {c['failed']} of {n} failed ({c['percent']:g}%)", "", f"{c['title']}", ""]
-        for m in c["messages"]:
-            lines.append(f"- **{m['count']}×** {cell(one_line(m['example']))}")
-        lines.append("")
-    return "\n".join(lines)
+    lines += [""]
+    if s.get("plot_error"):
+        lines.append(f"(No score plot: {s['plot_error']}. The totals are in grades.csv.)")
+    else:
+        lines.append("![score distribution](scores.png)")
+    return "\n".join(lines) + "\n"
 
 
-def plot(s, path):
-    """Histogram of totals (PNG), with the mean marked."""
+def plot(s):
+    """Histogram of totals, with the mean marked: PNG bytes."""
+    import io
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.ticker
@@ -152,15 +206,30 @@ def plot(s, path):
     ax.set_ylabel("students")
     ax.set_title(f"Score distribution ({s['students']} students)")
     fig.tight_layout()
-    fig.savefig(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
+    return buf.getvalue()
 
 
 def write_summary(out_dir, rows, check_ids):
+    """summary.json, summary.md and scores.png in ``out_dir``; the plot is optional.
+
+    When matplotlib is missing or cannot draw, ``summary["plot_error"]`` says why, summary.md
+    says so, and a scores.png left from an earlier run is removed (it would be stale)."""
+    from ..core.report import write_bytes, write_text
     s = summarize(rows, check_ids)
-    write_atomic(os.path.join(out_dir, "summary.json"), json.dumps(s, indent=1, ensure_ascii=False))
-    write_atomic(os.path.join(out_dir, "summary.md"), markdown(s))
-    tmp = os.path.join(out_dir, ".tmp-scores.png")
-    plot(s, tmp)
-    os.replace(tmp, os.path.join(out_dir, "scores.png"))
+    png = os.path.join(out_dir, "scores.png")
+    try:
+        image = plot(s)
+        s["plot_error"] = ""
+    except Exception as exc:  # ImportError (not installed), or any backend failure: the summary still matters
+        s["plot_error"] = f"matplotlib could not draw it ({type(exc).__name__}: {str(exc)[:200]})"
+        image = None
+    write_text(os.path.join(out_dir, "summary.json"), json.dumps(s, indent=1, ensure_ascii=False))
+    write_text(os.path.join(out_dir, "summary.md"), markdown(s))
+    if image is not None:
+        write_bytes(png, image)
+    elif os.path.isfile(png):
+        os.unlink(png)
     return s

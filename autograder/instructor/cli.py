@@ -6,6 +6,7 @@
     collect OUT_DIR                                                 grades.csv + class summary from results.json files
     gradescope-zip [OUT.zip]                                        the Gradescope autograder bundle
     gradescope-run                                                  what the bundle's run_autograder calls
+    gradescope-fail REASON                                          its zero report when grading cannot happen
     actions-summary results.json [--out FILE]                       a GitHub Actions job summary
     nbgrader-verify [ASSIGNMENT]                                    nbgrader's gradebook against the CLI
     build-release                                                   test cells + the student release (nbgrader)
@@ -29,6 +30,7 @@ COMMANDS = {  # name: (module in this package, help)
     "collect": ("batch", "rebuild grades.csv and the class summary from OUT_DIR/*/results.json"),
     "gradescope-zip": ("gradescope", "build the Gradescope autograder zip"),
     "gradescope-run": ("gradescope", "grade $BNLAB_AUTOGRADER_ROOT/submission (what run_autograder calls)"),
+    "gradescope-fail": ("gradescope", "write a zero report that says REASON (needs no torch; run_autograder's fallback)"),
     "actions-summary": ("actions_summary", "render a results.json as a Markdown score table"),
     "nbgrader-verify": ("nbgrader_verify", "re-grade nbgrader's submissions with the CLI; list checks whose points differ"),
     "build-release": ("release", "regenerate the test cells and the student release (runs nbgrader)"),

@@ -9,10 +9,13 @@ order; cells tagged ``skip-grading`` and nbgrader's test cells left out), in
 this process. A failed check shows its message only (``pytest.fail(...,
 pytrace=False)``): no traceback of grader code. Each test carries its points in
 ``item.user_properties`` (``("points", n)``, so they reach JUnit XML and survive
-pytest-xdist), and the run ends with a table of points and the total.
+pytest-xdist), and the run ends with a table of points, the total, and the real
+maximum ("P public + H hidden = T": the release build writes the hidden total to
+``points.json`` beside this file, see ``maximum``).
 """
 import contextlib
 import io
+import json
 import os
 import warnings
 
@@ -25,12 +28,30 @@ from .core.student import InProcessStudent
 __all__ = ["pytest_collect_file", "pytest_runtest_logreport", "pytest_terminal_summary"]
 
 POINTS = "points"
+POINTS_FILE = "points.json"  # written beside this file by the release build (release.point_totals)
 _LOADED = {}   # folder -> (student, context)
 _SCORES = {}   # nodeid -> (check id, passed, points)
 
 
 def public_checks():
     return runner.selected_checks(include_hidden=False)
+
+
+def maximum():
+    """(public points, hidden points or None): the rubric's totals, whichever part of it ran.
+
+    The students' copy has no hidden checks: their total comes from ``points.json``, which
+    the release build writes from the registry. The full grader counts them itself."""
+    public = sum(c.points for c in public_checks())
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        with open(os.path.join(here, POINTS_FILE), encoding="utf-8") as f:
+            return public, float(json.load(f)["hidden_points"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if os.path.isdir(os.path.join(here, "hidden")):
+        return public, sum(c.points for c in runner.selected_checks(include_hidden=True) if c.hidden)
+    return public, None
 
 
 def pytest_collect_file(file_path, parent):
@@ -99,7 +120,12 @@ def pytest_terminal_summary(terminalreporter):
     earned = sum(p for _, ok, p in rows if ok)
     total = sum(p for _, _, p in rows)
     tr.line(f"{'total':<{width}}        {earned:>4g} / {total:g}")
-    tr.line("Hidden checks add more points when your work is graded; passing these is the first step.")
+    public, hidden = maximum()
+    if hidden is None:
+        tr.line("Hidden checks add more points when your work is graded; passing these is the first step.")
+    else:
+        tr.line(f"Maximum: {public:g} public + {hidden:g} hidden = {public + hidden:g} points. The hidden checks "
+                f"run when your work is graded; passing the public ones is the first step.")
     errors = list(dict.fromkeys(e for _, context in _LOADED.values() for e in context.get("load_errors", [])))
     if errors:
         tr.line("")

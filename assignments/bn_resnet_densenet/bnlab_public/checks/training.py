@@ -58,7 +58,7 @@ def training_run(student):
     if not same_key(_LAST["key"], key):
         _LAST["key"], _LAST["run"] = None, None
         try:
-            run = probe_training(student, training_ref.choose_device(student.device))
+            run = probe_training(student, training_ref.choose_device(getattr(student, "device", None)))
         except training_ref.DeviceError as exc:
             run = (None, None, f"the grader cannot train here: {exc} (not a problem with your code)")
         _LAST["key"], _LAST["run"] = key, run
@@ -79,7 +79,7 @@ def probe_training(student, device):
     try:
         return plan, student.probe("train", **plan.kwargs), None
     except StudentError as exc:
-        if device == "cuda" and train_probe.NO_GPU in str(exc) and training_ref.requested_device(student.device) == "auto":
+        if device == "cuda" and train_probe.NO_GPU in str(exc) and training_ref.requested_device(getattr(student, "device", None)) == "auto":
             return probe_training(student, "cpu")
         return plan, None, failure_message(str(exc), plan)
 
