@@ -2,13 +2,18 @@
 
 How a block is judged on values, not only on shapes: the ``module`` probe runs
 one training-mode forward pass of the student's block with ``trace=True``, which
-records every leaf module call in execution order (class, settings, parameters,
-input and output shapes). ``residual_layers``, ``dense_layers`` and
-``transition_layers`` pick out of that trace the layers the specification names
-(or fail with a message about the block's structure); ``residual``,
-``dense_block`` and ``transition`` recompute the block from those weights with
-``torch.nn.functional`` in float64; ``compare`` says where the student's output
-differs.
+records every OPERATION it runs (``autograder/student_side/op_trace.py``: conv2d,
+batch_norm, pooling, activations, cat, same-shape add), whatever code ran it:
+modules, ``torch.nn.functional`` on weights in ``nn.ParameterList``s, lazy
+layers, ``nn.Sequential`` / ``nn.ModuleDict`` subclasses, custom modules, a BN
+of the student's own (module with gamma and beta) or a custom autograd Function.
+Each record names the weights it used (a stable id per tensor, and its
+registered name) and the tensors it consumed and produced. ``residual_layers``,
+``dense_layers`` and ``transition_layers`` pick out of that trace the operations
+the specification names (or fail with a message about the block's structure,
+stated in operations); ``residual``, ``dense_block`` and ``transition`` recompute
+the block from those weights with ``torch.nn.functional`` in float64; ``compare``
+says where the student's output differs and which known mistake it matches.
 
 Batch normalisation in training mode, per channel ``c`` (the only mode
 recomputed here; a fresh block is in training mode)::
@@ -27,14 +32,18 @@ The blocks (``conv3x3``: 3x3 convolution, padding 1; ``conv1x1``: no padding;
         conv3x3_i maps in_channels + i*growth channels to growth channels
     transition_block(x) = AvgPool2d(2, stride 2)( conv1x1( ReLU( BN(x) ) ) )
 
-Layers are recognised by what they are, never by their attribute names:
+Layers are recognised by what ran, never by attribute or class names:
 
-- a conv is an ``nn.Conv2d``; the kernel size tells the 3x3 convs from the 1x1
-  shortcut, and execution order tells conv1 from conv2 (conv2 consumes conv1's
-  output, so it cannot run first);
-- a batch norm is PyTorch's (any ``_BatchNorm``), or a leaf whose parameters are
-  named ``gamma`` and ``beta``, or any other leaf with exactly two parameters of
-  shape (C,) or (1, C, 1, 1) (scale first); BNs are taken in execution order.
+- a conv is a ``conv2d`` operation; the kernel size tells the 3x3 convs from the
+  1x1 shortcut, execution order tells conv1 from conv2, and the tensor ids tell
+  what each op consumed (a BN on the 1x1 conv's output is a BN on the shortcut;
+  a BN on the block's input, tensor 0, makes a pre-activation block);
+- a batch norm is a ``batch_norm`` operation (gamma/beta: its weight and bias,
+  ones/zeros when absent), or a module that ran no structural operation, owns
+  two per-channel tensors and keeps its input's shape (the student's own BN);
+- the same weight id twice means one layer used in two places;
+- a weight that requires grad but is no registered parameter of the block (a
+  layer in a plain list, or made in forward) is reported as unregistered.
 
 Conv biases are used when present (a bias right before a training-mode BN
 cancels anyway). Only the spec's strides and paddings are used, so a conv with
@@ -52,7 +61,8 @@ EPS = 1e-5
 SEED = 2                  # the seed the student's blocks are built under
 RTOL, ATOL = 1e-4, 1e-4   # float32 forward vs float64 recomputation; mistakes differ by ~0.1 or more
 
-REGISTER_HINT = ("Layers must be registered submodules: attributes, nn.Sequential or nn.ModuleList "
+REGISTER_HINT = ("Layers must be registered submodules: attributes, nn.Sequential or nn.ModuleList, and weights "
+                 "used with torch.nn.functional must be nn.Parameter attributes or in an nn.ParameterList "
                  "(a plain Python list, or a layer created inside forward(), is invisible to PyTorch: "
                  "its weights are neither trained nor saved).")
 
@@ -215,7 +225,8 @@ def common_structure(ops, what):
     for op in ops:
         for role in ("weight", "bias"):
             w = op.params.get(role)
-            if op.kind in ("conv", "norm") and isinstance(w, dict) and w.get("requires_grad") and not w.get("name"):
+            if (op.kind in ("conv", "norm") and isinstance(w, dict) and w.get("requires_grad") and w.get("leaf", True)
+                    and not w.get("name")):
                 layer = "convolution" if op.kind == "conv" else "batch norm"
                 raise Fail(f"{what}: a {layer} ran with a {role} that is not a registered parameter of your block. "
                            f"{REGISTER_HINT}")

@@ -344,3 +344,55 @@ def test_meta_forward_returns_shapes_and_devices():
                                     "trace_values": False})
     assert answer["y"] == {"shape": [2, 6, 4, 4], "device": "meta"}
     assert all(w["device"] == "meta" and "value" not in w for r in answer["trace"] for w in r["params"].values())
+
+
+class FakeGPUStudent:
+    """Answers the device check's `module` probes as a machine with a GPU would; records the devices asked for."""
+
+    def __init__(self, cuda_output_device):
+        self.asked, self.cuda_output_device = [], cuda_output_device
+
+    def probe(self, probe_name, /, **kwargs):
+        from autograder.student import Returned
+        device = kwargs["ops"][2]["device"]
+        assert probe_name == "module" and kwargs["ops"][4]["device"] == device
+        self.asked.append(device)
+        shape = [2, 6, 4, 4]
+        if device == "meta":
+            y = {"shape": shape, "device": "meta"}
+        else:
+            y = Returned(torch.zeros(shape), False, False, self.cuda_output_device)
+        forward = {"y": y, "trace": [], "norm_ops": []}
+        return [["cpu", "meta", "cuda"], None, None, None, forward, None, forward]
+
+
+def test_device_check_also_runs_on_cuda_where_there_is_a_gpu():
+    from autograder.check import Fail
+    from autograder.hidden import residual
+    student = FakeGPUStudent("cuda:0")
+    residual.devices(student, "Residual", (3, 6, True, 2), (2, 3, 7, 7), (2, 6, 4, 4))
+    assert student.asked == ["meta", "cuda"]
+    with pytest.raises(Fail, match="output is on cpu, expected cuda"):
+        residual.devices(FakeGPUStudent("cpu"), "Residual", (3, 6, True, 2), (2, 3, 7, 7), (2, 6, 4, 4))
+
+
+def test_own_bn_with_frozen_parameter_statistics_is_one_norm():
+    """Moving statistics kept as nn.Parameter(requires_grad=False) (issue 9, item 5) do not hide the BN."""
+    from torch import nn
+
+    class FrozenStatsBN(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.weight, self.shift = nn.Parameter(torch.rand(c) + 0.5), nn.Parameter(torch.rand(c))
+            self.mean = nn.Parameter(torch.zeros(c), requires_grad=False)
+            self.var = nn.Parameter(torch.ones(c), requires_grad=False)
+
+        def forward(self, x):
+            m, v = x.mean(dim=(0, 2, 3), keepdim=True), x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+            return self.weight.view(1, -1, 1, 1) * (x - m) / torch.sqrt(v + 1e-5) + self.shift.view(1, -1, 1, 1)
+
+    block = nn.Sequential(FrozenStatsBN(3), nn.ReLU(), nn.Conv2d(3, 2, 1), nn.AvgPool2d(2))
+    x = torch.randn(3, 3, 6, 5, generator=torch.Generator().manual_seed(7))
+    layers = rc.transition_layers(traced(block, x), (3, 2), "test")
+    assert layers[0].own and layers[0].raw["weight"]["name"] == "0.weight"
+    assert torch.allclose(rc.transition(x, layers), block.double()(x.double()), atol=1e-10)

@@ -145,7 +145,7 @@ def gradients_match(student, name, args, in_shape, out_shape, layers_of, recompu
     x = randn(in_shape)
     g = randn(out_shape, seed=11)
     what = f"{rc.call_text(name, args)} (backward)"
-    ops = rc.train_forward(x, trace=True, grad_output=g)
+    ops = rc.train_forward(x, trace=True, grad_output=g, grad_shape_guard=True)
     forward = rc.run_block(student, name, args, ops, what)[1]
     y = forward.get("y")
     if not isinstance(y, Returned) or tuple(y.value.shape) != tuple(out_shape):
@@ -160,7 +160,8 @@ def gradients_match(student, name, args, in_shape, out_shape, layers_of, recompu
            f"{what}: the output is not connected to the input by autograd (no gradient reached X). "
            f"Hint: do not use .detach(), .data, numpy or torch.no_grad() inside forward.")
     grads = forward.get("param_grads") or {}
-    labelled = convs_of(layers)
+    # a weight computed from a parameter (a view, a standardised weight) has no name to read its gradient by
+    labelled = [(label, conv) for label, conv in convs_of(layers) if (conv.raw.get("weight") or {}).get("name")]
     for label, conv in labelled:
         pname = (conv.raw.get("weight") or {}).get("name")
         grad = grads.get(pname) if pname else None

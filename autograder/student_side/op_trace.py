@@ -5,8 +5,8 @@ call of the operations below is written down, whatever wrote it: an
 ``nn.Conv2d`` and ``F.conv2d`` on weights in an ``nn.ParameterList`` give the
 same record, and so do ``nn.BatchNorm2d``, ``F.batch_norm``, ``torch.batch_norm``
 and a lazy layer. A module whose forward ran none of the structural operations
-(conv, batch norm, pooling, cat) and owns exactly two per-channel tensors
-(gamma, beta), with an output of its input's shape, is recorded as ONE batch
+(conv, batch norm, pooling, cat) and owns two per-channel parameters
+(named gamma and beta, or its only two trainable ones), with an output of its input's shape, is recorded as ONE batch
 norm (``"source": "module"``): that is how a from-scratch BN, or one written as
 a custom ``torch.autograd.Function``, is recognised; the arithmetic inside it is
 dropped. The recorder lives in a closure built per call: nothing in this module
@@ -30,6 +30,7 @@ A record (plain data, one per operation, in execution order)::
     weight = {"id": int (the same tensor object always gets the same id: a layer used twice shows),
               "name": its registered name in the probed module (parameter or buffer), or None,
               "parameter": bool, "shape": [...], "device": str, "requires_grad": bool,
+              "leaf": bool (False for a tensor computed from others, e.g. gamma.view(-1)),
               "value": the tensor (only with_values; never for a meta tensor)}
 
 Tensor ids: the probed module's input is 0; every recorded output gets a new
@@ -127,7 +128,8 @@ def recording(module, x, with_values=True):
                 if p is t:
                     names[key] = name
         record = {"id": weight_ids[key], "name": names.get(key), "parameter": isinstance(t, torch.nn.Parameter),
-                  "shape": [int(s) for s in t.shape], "device": str(t.device), "requires_grad": bool(t.requires_grad)}
+                  "shape": [int(s) for s in t.shape], "device": str(t.device),
+                  "requires_grad": bool(t.requires_grad), "leaf": bool(t.is_leaf)}
         if with_values and t.device.type != "meta":
             record["value"] = to_plain(t)
         return record
@@ -200,13 +202,18 @@ def recording(module, x, with_values=True):
         _, start = stack.pop()
         if mod is module or any(r["kind"] in STRUCTURAL for r in records[start:]):
             return
-        params = [t for t in list(mod.parameters()) if t is not None]
         x_in = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-        if (len(params) != 2 or x_in is None or not isinstance(out, torch.Tensor) or out.shape != x_in.shape
-                or x_in.dim() < 2):
+        if x_in is None or not isinstance(out, torch.Tensor) or out.shape != x_in.shape or x_in.dim() < 2:
             return
-        named = dict(mod.named_parameters())
-        gamma, beta = (named["gamma"], named["beta"]) if {"gamma", "beta"} <= set(named) else params
+        named = {n.rsplit(".", 1)[-1]: p for n, p in mod.named_parameters()}
+        # moving statistics kept as frozen Parameters (requires_grad=False) are not gamma and beta
+        trainable = [p for p in mod.parameters() if p.requires_grad]
+        if {"gamma", "beta"} <= set(named):
+            gamma, beta = named["gamma"], named["beta"]
+        elif len(trainable) == 2:
+            gamma, beta = trainable
+        else:
+            return
         channels = x_in.shape[1]
         if not all(t.numel() == channels for t in (gamma, beta)):
             return
