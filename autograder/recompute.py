@@ -223,6 +223,10 @@ def common_structure(ops, what):
                        f"normalised with its moving statistics instead of the batch's. Hint: pass self.training "
                        f"(F.batch_norm(..., training=self.training)).")
     for op in ops:
+        if op.kind == "act" and op.fn != "relu":
+            raise Fail(f"{what}: your block applies {op.fn}; the specification's activation is ReLU "
+                       f"(F.relu or nn.ReLU).")
+    for op in ops:
         for role in ("weight", "bias"):
             w = op.params.get(role)
             if (op.kind in ("conv", "norm") and isinstance(w, dict) and w.get("requires_grad") and w.get("leaf", True)
@@ -354,6 +358,12 @@ def transition_layers(trace, args, what):
     if any(getattr(producers.get(t), "kind", None) == "conv" for n in norms for t in n.op.ins):
         raise Fail(f"{what}: the batch norm runs after the conv; the transition block is BN → ReLU → conv1x1 → "
                    f"AvgPool2d(2, stride 2): it normalises the block's input first.")
+    for op in pools:
+        if op.fn == "avg_pool2d" and (pair(op.config.get("kernel_size")) != (2, 2) or pair(op.config.get("stride"))
+                                      != (2, 2) or pair(op.config.get("padding") or 0) != (0, 0)):
+            raise Fail(f"{what}: your average pooling has kernel_size {op.config.get('kernel_size')}, stride "
+                       f"{op.config.get('stride')}, padding {op.config.get('padding')}; the transition block pools "
+                       f"2x2 windows side by side: AvgPool2d(kernel_size=2, stride=2), no padding.")
     if len(convs) != 1 or convs[0].kernel != (1, 1):
         raise Fail(f"{what}: expected one 1x1 convolution (it changes the number of channels; the pooling "
                    f"halves height and width), your block ran convolutions with kernels {kernels(convs)}.")
@@ -445,7 +455,7 @@ def compare(got, expected, what, formula, alternatives=(), hint="", rtol=RTOL, a
 
 def pair(value):
     if isinstance(value, (tuple, list)):
-        return tuple(value)
+        return tuple(value) * 2 if len(value) == 1 else tuple(value)
     return (value, value) if isinstance(value, int) else value
 
 
@@ -462,6 +472,8 @@ def config_notes(specs):
             notes.append(f"{label} has stride {got_stride}, the specification says {stride}")
         if got_padding != pair(padding):
             notes.append(f"{label} has padding {got_padding}, the specification says {padding}")
+        if pair(layer.config.get("dilation", 1)) != (1, 1):
+            notes.append(f"{label} has dilation {pair(layer.config.get('dilation'))}, the specification says 1")
     return ("Your layers differ from the specification: " + "; ".join(notes) + ". ") if notes else ""
 
 

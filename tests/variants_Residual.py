@@ -148,6 +148,33 @@ class Residual(nn.Module):
             X = self.conv3(X)
         return F.relu(Y + X)
 '''),
+    Variant("Residual_leaky_relu", P, "GAN-style LeakyReLU after the first BN", keyword="leaky_relu", append='''
+class Residual(nn.Module):
+    def __init__(self, in_channels, out_channels, use_1x1conv=False, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
+        self.conv3 = nn.Conv2d(in_channels, out_channels, 1, stride) if use_1x1conv else None
+        self.bn1, self.bn2 = nn.BatchNorm2d(out_channels), nn.BatchNorm2d(out_channels)
+    def forward(self, X):
+        Y = F.leaky_relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        return F.relu(Y + (self.conv3(X) if self.conv3 else X))
+'''),
+    Variant("Residual_one_bn_twice", P, "one BatchNorm2d module used after both convs", keyword="runs twice",
+            append='''
+class Residual(nn.Module):
+    def __init__(self, in_channels, out_channels, use_1x1conv=False, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
+        self.conv3 = nn.Conv2d(in_channels, out_channels, 1, stride) if use_1x1conv else None
+        self.bn = nn.BatchNorm2d(out_channels)
+    def forward(self, X):
+        Y = F.relu(self.bn(self.conv1(X)))
+        Y = self.bn(self.conv2(Y))
+        return F.relu(Y + (self.conv3(X) if self.conv3 else X))
+'''),
 ]
 
 RIGHT = [
@@ -303,5 +330,24 @@ class Residual(nn.Module):
         Y = F.relu(self.bn1(self.conv1(X)))
         Y = self.bn2(self.conv2(Y))
         return F.relu(Y + (X if self.conv3 is None else self.conv3(X)))
+'''),
+    Variant("Residual_own_bn_on_views", P, "own BN module calling F.batch_norm on gamma.view(-1) (not leaf "
+            "tensors), nn.Sequential body, empty nn.Sequential as the identity shortcut",
+            append='''
+class MyBN(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(1, c, 1, 1)); self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.register_buffer("rm", torch.zeros(c)); self.register_buffer("rv", torch.ones(c))
+    def forward(self, x):
+        return F.batch_norm(x, self.rm, self.rv, self.gamma.view(-1), self.beta.view(-1), self.training, 0.1, 1e-5)
+class Residual(nn.Module):
+    def __init__(self, in_channels, out_channels, use_1x1conv=False, stride=1):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1), MyBN(out_channels), nn.ReLU(),
+                                  nn.Conv2d(out_channels, out_channels, 3, 1, 1), MyBN(out_channels))
+        self.short = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride)) if use_1x1conv else nn.Sequential()
+    def forward(self, X):
+        return F.relu(self.body(X) + self.short(X))
 '''),
 ]
