@@ -135,7 +135,8 @@ def forward(module, op):
     """One forward pass; optionally backward, optionally an operation-level trace (``op_trace``).
 
     op keys: ``x``; ``trace`` (record the operations; ``trace_values=False`` leaves the weights' values
-    out); ``grad_output`` (backpropagate it); ``no_grad``; ``watch_norm_ops``; ``device`` (move ``x``
+    out); ``grad_output`` (backpropagate it; with ``grad_shape_guard``, an output of another shape gives
+    ``x_grad = "shape-mismatch"`` instead of an error); ``no_grad``; ``watch_norm_ops``; ``device`` (move ``x``
     there first, e.g. "meta": the output then comes back as {"shape", "device"})."""
     from .op_trace import recording
     x = op["x"]
