@@ -24,11 +24,12 @@ from autograder.core.student import InProcessStudent
 
 MINE = {
     "Residual.seed_same_shape", "Residual.seed_downsample_shape", "Residual.shapes", "Residual.values_identity",
-    "Residual.values_projection", "Residual.eval_mode", "Residual.gradients", "Residual.resnet18_table",
+    "Residual.values_projection", "Residual.use_1x1conv", "Residual.eval_mode", "Residual.gradients",
+    "Residual.device", "Residual.resnet18_table",
     "DenseBlock.seed_shape", "DenseBlock.seed_out_channels", "DenseBlock.out_channels", "DenseBlock.values",
-    "DenseBlock.eval_mode", "DenseBlock.gradients", "DenseBlock.densenet_table",
+    "DenseBlock.eval_mode", "DenseBlock.gradients", "DenseBlock.device", "DenseBlock.densenet_table",
     "transition_block.seed_shape", "transition_block.shapes", "transition_block.values",
-    "transition_block.eval_and_gradients",
+    "transition_block.eval_and_gradients", "transition_block.device",
 }
 VALUE = "recomputed from your own weights"
 
@@ -49,14 +50,14 @@ EXPECT = {
                                  "first difference is at resnet_block2: expected (1, 128, 28, 28), got (1, 128, 56, 56)")],
     "Residual_main_path_data": [("Residual.gradients", "no gradient reached the weight of the first 3x3 conv")],
     "DenseBlock_cat_output_first": [("DenseBlock.values", "the input comes first")],
-    "DenseBlock_feeds_last_only": [("DenseBlock.values", "the batch norm of conv block 2 normalises 4 channels, expected 7")],
+    "DenseBlock_feeds_last_only": [("DenseBlock.values", "conv block 2 gets only the previous conv block's output")],
     "DenseBlock_wrong_out_channels": [("DenseBlock.seed_out_channels", "expected the int 23, got 20"),
                                       ("DenseBlock.out_channels", "expected the int 17, got 12"),
                                       ("DenseBlock.densenet_table", "its out_channels attribute says 128")],
     "DenseBlock_returns_last_output": [("DenseBlock.seed_shape", "expected shape (4, 23, 8, 8), got (4, 10, 8, 8)"),
                                        ("DenseBlock.densenet_table", "first difference is at DenseBlock_0")],
-    "DenseBlock_conv_bn_relu": [("DenseBlock.values", "the batch norm of conv block 1 normalises 4 channels, expected 3")],
-    "DenseBlock_python_list": [("DenseBlock.values", "no nn.Conv2d ran as a registered layer")],
+    "DenseBlock_conv_bn_relu": [("DenseBlock.values", "a batch norm runs after its convolution")],
+    "DenseBlock_python_list": [("DenseBlock.values", "not a registered parameter of your block")],
     "DenseBlock_no_relu": [("DenseBlock.values", "the ReLU between each BN and its conv is missing")],
     "DenseBlock_detached_features": [("DenseBlock.gradients", "no gradient reached the weight of the conv of conv block 1")],
     "transition_maxpool": [("transition_block.values", "max pooling")],
@@ -65,11 +66,32 @@ EXPECT = {
     "transition_conv3x3": [("transition_block.values", "your block ran convolutions with kernels 3x3")],
     "transition_halves_itself": [("transition_block.seed_shape", "expected shape (4, 10, 4, 4), got (4, 11, 4, 4)"),
                                  ("transition_block.shapes", "expected shape (2, 8, 2, 2), got (2, 4, 2, 2)")],
-    "transition_bn_after_conv": [("transition_block.values", "the batch norm normalises 3 channels, expected 6")],
+    "transition_bn_after_conv": [("transition_block.values", "the batch norm runs after the conv")],
+    # modelled on public code (issue 9)
+    "Residual_torchvision_basicblock": [("Residual.values_projection", "no BN on the shortcut"),
+                                        ("Residual.use_1x1conv", "no BN on the shortcut")],
+    "Residual_preactivation": [("Residual.values_identity", "pre-activation block")],
+    "Residual_shape_chosen_projection": [("Residual.use_1x1conv", "use_1x1conv alone decides")],
+    "Residual_bottleneck": [("Residual.values_identity", "bottleneck block")],
+    "Residual_plain_attribute_stats": [("Residual.device", "register_buffer")],
+    "Residual_leaky_relu": [("Residual.values_identity", "your block applies leaky_relu")],
+    "Residual_one_bn_twice": [("Residual.values_identity", "one batch-norm layer runs twice")],
+    "DenseBlock_densenet_bc_bottleneck": [("DenseBlock.values", "bottleneck layer")],
+    "DenseBlock_cat_default_dim": [("DenseBlock.seed_shape", "concatenate on dim=1")],
+    "DenseBlock_input_plus_last_only": [("DenseBlock.seed_shape", "with only the last conv block's output")],
+    "transition_functional_maxpool": [("transition_block.values", "max pooling")],
+    "transition_plain_attribute_stats": [("transition_block.device", "register_buffer")],
 }
+# Structure faults are judged by the structure and value checks; the gradients checks pass them silently.
+GRADIENTS_SILENT = [("Residual_torchvision_basicblock", "Residual.gradients"),
+                    ("Residual_preactivation", "Residual.gradients"), ("Residual_bottleneck", "Residual.gradients"),
+                    ("Residual_relu_before_add", "Residual.gradients"),
+                    ("DenseBlock_densenet_bc_bottleneck", "DenseBlock.gradients"),
+                    ("DenseBlock_conv_bn_relu", "DenseBlock.gradients"),
+                    ("transition_bn_after_conv", "transition_block.eval_and_gradients")]
 VALUE_MISTAKES = {"Residual_relu_before_add", "Residual_no_final_relu", "Residual_bn_after_add", "Residual_no_inner_relu",
                   "Residual_stride_on_conv2", "DenseBlock_cat_output_first", "DenseBlock_no_relu",
-                  "transition_maxpool", "transition_no_relu", "transition_pool_first"}
+                  "transition_no_relu", "transition_pool_first"}
 
 CATALOGUE = {v.id: v for m in (variants_Residual, variants_DenseBlock, variants_transition_block) for v in m.WRONG}
 
@@ -123,7 +145,29 @@ def transition_block(in_channels, out_channels):
     raise NotImplementedError
 ''')
 
+# A DenseBlock that makes a tensor on the CPU inside forward(): right on the CPU, broken on any other device.
+DENSE_CPU_TENSOR = Variant("dense_cpu_tensor", "DenseBlock", "a CPU tensor created in forward", append='''
+class DenseBlock(nn.Module):
+    def __init__(self, num_convs, in_channels, out_channels):
+        super().__init__()
+        self.net = nn.ModuleList([conv_block(in_channels + i * out_channels, out_channels) for i in range(num_convs)])
+        self.out_channels = in_channels + num_convs * out_channels
+
+    def forward(self, X):
+        for blk in self.net:
+            Y = blk(X) * torch.ones(1, 1, 1, 1)
+            X = torch.cat((X, Y), dim=1)
+        return X
+''')
+
+# A Residual whose output matches none of the known mistakes: the message says so and gives the formula.
+UNKNOWN_MISTAKE = Variant("residual_unknown_mistake", "Residual", "half the shortcut",
+                          replace=(("return F.relu(Y + X)", "return F.relu(Y + 0.5 * X)"),))
+
 SYNTHETIC = [
+    (DENSE_CPU_TENSOR, "DenseBlock.device", "register_buffer"),
+    (UNKNOWN_MISTAKE, "Residual.values_identity", "matches none of the"),
+    (UNKNOWN_MISTAKE, "Residual.values_identity", "The formula is conv3x3 → BN → ReLU"),
     (EVAL_BROKEN, "Residual.eval_mode", "in eval mode"),
     (EVAL_BROKEN, "DenseBlock.eval_mode", "in eval mode"),
     (EVAL_BROKEN, "transition_block.eval_and_gradients", "in eval mode"),
@@ -232,3 +276,125 @@ def test_right_variants_pass_every_block_check(tmp_path):
     for v in rights:
         results = grade_path(v.write(str(tmp_path)), only=sorted(MINE))
         assert all(r.passed for r in results.values()), (v.id, {i: r.message for i, r in results.items() if not r.passed})
+
+
+@pytest.mark.parametrize("vid,check_id", GRADIENTS_SILENT, ids=[f"{v}-{c}" for v, c in GRADIENTS_SILENT])
+def test_gradients_checks_pass_structure_faults_silently(vid, check_id, tmp_path):
+    """A check named "gradients" fails only for gradient reasons (issue 9, item 6)."""
+    result = grade_path(CATALOGUE[vid].write(str(tmp_path)), only=[check_id])[check_id]
+    assert result.passed, result.message
+
+
+FUNCTIONAL = [v for v in variants_Residual.RIGHT if v.id == "Residual_functional_parameterlist"][0]
+
+
+def load_variant(variant, tmp_path):
+    spec = importlib.util.spec_from_file_location(variant.id, variant.write(str(tmp_path)))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("args", [(3, 3), (3, 6, True, 2), (4, 4, True)])
+def test_recompute_functional_residual_equals_its_own_forward(args, tmp_path):
+    """F.conv2d / F.batch_norm on nn.ParameterList weights are read off the operation trace like modules."""
+    block = load_variant(FUNCTIONAL, tmp_path).Residual(*args)
+    x = torch.randn(3, args[0], 5, 7, generator=torch.Generator().manual_seed(5))
+    layers = rc.residual_layers(traced(block, x), args, "test")
+    assert layers["conv1"].raw["weight"]["name"] == "w.0" and layers["bn2"].raw["weight"]["name"] == "g.1"
+    assert (layers["shortcut"] is not None) == (len(args) > 2)
+    assert torch.allclose(rc.residual(x, layers, rc.residual_args(args)[3]), block.double()(x.double()), atol=1e-10)
+
+
+def test_op_trace_record_format():
+    """Ids: one layer used twice has one weight id; tensors flow from op to op; a from-scratch BN module is one
+    record; lazy layers get their registered names; nothing stays hooked after the pass."""
+    from torch import nn
+    from torch.nn import functional as F
+    ref = load_reference()
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+            self.own = ref.BatchNorm(3, 4)
+            self.lazy = nn.LazyConv2d(2, 1)
+
+        def forward(self, x):
+            y = F.relu(self.own(self.conv(self.conv(x))))
+            return F.avg_pool2d(torch.cat((y, self.lazy(y + x)), dim=1), 2)
+
+    trace = traced(Probe(), torch.randn(2, 3, 5, 5))
+    kinds = [(r["kind"], r["fn"]) for r in trace]
+    assert kinds == [("conv", "conv2d"), ("conv", "conv2d"), ("norm", "BatchNorm"), ("act", "relu"), ("add", "add"),
+                     ("conv", "conv2d"), ("cat", "cat"), ("pool", "avg_pool2d")]
+    first, second, norm, relu, add, lazy, cat, pool = trace
+    assert first["params"]["weight"]["id"] == second["params"]["weight"]["id"] and "bias" not in first["params"]
+    assert first["in"] == [0] and second["in"] == [first["out"]] and norm["in"] == [second["out"]]
+    assert norm["source"] == "module" and norm["params"]["weight"]["name"] == "own.gamma"
+    assert set(add["in"]) == {relu["out"], 0} and lazy["params"]["weight"]["name"] == "lazy.weight"
+    assert first["config"] == {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 1}
+    assert cat["config"] == {"dim": 1} and pool["config"]["kernel_size"] == 2 and pool["out_shape"] == [2, 5, 2, 2]
+    assert not torch.nn.modules.module._global_forward_hooks
+    assert not torch.nn.modules.module._global_forward_pre_hooks
+
+
+def test_meta_forward_returns_shapes_and_devices():
+    from autograder.student_side import probes
+    block = load_reference().Residual(3, 6, True, 2).to("meta")
+    answer = probes.forward(block, {"x": torch.randn(2, 3, 7, 7), "device": "meta", "trace": True,
+                                    "trace_values": False})
+    assert answer["y"] == {"shape": [2, 6, 4, 4], "device": "meta"}
+    assert all(w["device"] == "meta" and "value" not in w for r in answer["trace"] for w in r["params"].values())
+
+
+class FakeGPUStudent:
+    """Answers the device check's `module` probes as a machine with a GPU would; records the devices asked for."""
+
+    def __init__(self, cuda_output_device):
+        self.asked, self.cuda_output_device = [], cuda_output_device
+
+    def probe(self, probe_name, /, **kwargs):
+        from autograder.student import Returned
+        device = kwargs["ops"][2]["device"]
+        assert probe_name == "module" and kwargs["ops"][4]["device"] == device
+        self.asked.append(device)
+        shape = [2, 6, 4, 4]
+        if device == "meta":
+            y = {"shape": shape, "device": "meta"}
+        else:
+            y = Returned(torch.zeros(shape), False, False, self.cuda_output_device)
+        forward = {"y": y, "trace": [], "norm_ops": []}
+        return [["cpu", "meta", "cuda"], None, None, None, forward, None, forward]
+
+
+def test_device_check_also_runs_on_cuda_where_there_is_a_gpu():
+    from autograder.check import Fail
+    from autograder.hidden import residual
+    student = FakeGPUStudent("cuda:0")
+    residual.devices(student, "Residual", (3, 6, True, 2), (2, 3, 7, 7), (2, 6, 4, 4))
+    assert student.asked == ["meta", "cuda"]
+    with pytest.raises(Fail, match="output is on cpu, expected cuda"):
+        residual.devices(FakeGPUStudent("cpu"), "Residual", (3, 6, True, 2), (2, 3, 7, 7), (2, 6, 4, 4))
+
+
+def test_own_bn_with_frozen_parameter_statistics_is_one_norm():
+    """Moving statistics kept as nn.Parameter(requires_grad=False) (issue 9, item 5) do not hide the BN."""
+    from torch import nn
+
+    class FrozenStatsBN(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.weight, self.shift = nn.Parameter(torch.rand(c) + 0.5), nn.Parameter(torch.rand(c))
+            self.mean = nn.Parameter(torch.zeros(c), requires_grad=False)
+            self.var = nn.Parameter(torch.ones(c), requires_grad=False)
+
+        def forward(self, x):
+            m, v = x.mean(dim=(0, 2, 3), keepdim=True), x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+            return self.weight.view(1, -1, 1, 1) * (x - m) / torch.sqrt(v + 1e-5) + self.shift.view(1, -1, 1, 1)
+
+    block = nn.Sequential(FrozenStatsBN(3), nn.ReLU(), nn.Conv2d(3, 2, 1), nn.AvgPool2d(2))
+    x = torch.randn(3, 3, 6, 5, generator=torch.Generator().manual_seed(7))
+    layers = rc.transition_layers(traced(block, x), (3, 2), "test")
+    assert layers[0].own and layers[0].raw["weight"]["name"] == "0.weight"
+    assert torch.allclose(rc.transition(x, layers), block.double()(x.double()), atol=1e-10)

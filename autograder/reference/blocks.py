@@ -2,13 +2,18 @@
 
 How a block is judged on values, not only on shapes: the ``module`` probe runs
 one training-mode forward pass of the student's block with ``trace=True``, which
-records every leaf module call in execution order (class, settings, parameters,
-input and output shapes). ``residual_layers``, ``dense_layers`` and
-``transition_layers`` pick out of that trace the layers the specification names
-(or fail with a message about the block's structure); ``residual``,
-``dense_block`` and ``transition`` recompute the block from those weights with
-``torch.nn.functional`` in float64; ``compare`` says where the student's output
-differs.
+records every OPERATION it runs (``autograder/student_side/op_trace.py``: conv2d,
+batch_norm, pooling, activations, cat, same-shape add), whatever code ran it:
+modules, ``torch.nn.functional`` on weights in ``nn.ParameterList``s, lazy
+layers, ``nn.Sequential`` / ``nn.ModuleDict`` subclasses, custom modules, a BN
+of the student's own (module with gamma and beta) or a custom autograd Function.
+Each record names the weights it used (a stable id per tensor, and its
+registered name) and the tensors it consumed and produced. ``residual_layers``,
+``dense_layers`` and ``transition_layers`` pick out of that trace the operations
+the specification names (or fail with a message about the block's structure,
+stated in operations); ``residual``, ``dense_block`` and ``transition`` recompute
+the block from those weights with ``torch.nn.functional`` in float64; ``compare``
+says where the student's output differs and which known mistake it matches.
 
 Batch normalisation in training mode, per channel ``c`` (the only mode
 recomputed here; a fresh block is in training mode)::
@@ -27,14 +32,18 @@ The blocks (``conv3x3``: 3x3 convolution, padding 1; ``conv1x1``: no padding;
         conv3x3_i maps in_channels + i*growth channels to growth channels
     transition_block(x) = AvgPool2d(2, stride 2)( conv1x1( ReLU( BN(x) ) ) )
 
-Layers are recognised by what they are, never by their attribute names:
+Layers are recognised by what ran, never by attribute or class names:
 
-- a conv is an ``nn.Conv2d``; the kernel size tells the 3x3 convs from the 1x1
-  shortcut, and execution order tells conv1 from conv2 (conv2 consumes conv1's
-  output, so it cannot run first);
-- a batch norm is PyTorch's (any ``_BatchNorm``), or a leaf whose parameters are
-  named ``gamma`` and ``beta``, or any other leaf with exactly two parameters of
-  shape (C,) or (1, C, 1, 1) (scale first); BNs are taken in execution order.
+- a conv is a ``conv2d`` operation; the kernel size tells the 3x3 convs from the
+  1x1 shortcut, execution order tells conv1 from conv2, and the tensor ids tell
+  what each op consumed (a BN on the 1x1 conv's output is a BN on the shortcut;
+  a BN on the block's input, tensor 0, makes a pre-activation block);
+- a batch norm is a ``batch_norm`` operation (gamma/beta: its weight and bias,
+  ones/zeros when absent), or a module that ran no structural operation, owns
+  two per-channel tensors and keeps its input's shape (the student's own BN);
+- the same weight id twice means one layer used in two places;
+- a weight that requires grad but is no registered parameter of the block (a
+  layer in a plain list, or made in forward) is reported as unregistered.
 
 Conv biases are used when present (a bias right before a training-mode BN
 cancels anyway). Only the spec's strides and paddings are used, so a conv with
@@ -52,7 +61,8 @@ EPS = 1e-5
 SEED = 2                  # the seed the student's blocks are built under
 RTOL, ATOL = 1e-4, 1e-4   # float32 forward vs float64 recomputation; mistakes differ by ~0.1 or more
 
-REGISTER_HINT = ("Layers must be registered submodules: attributes, nn.Sequential or nn.ModuleList "
+REGISTER_HINT = ("Layers must be registered submodules: attributes, nn.Sequential or nn.ModuleList, and weights "
+                 "used with torch.nn.functional must be nn.Parameter attributes or in an nn.ParameterList "
                  "(a plain Python list, or a layer created inside forward(), is invisible to PyTorch: "
                  "its weights are neither trained nor saved).")
 
@@ -93,12 +103,39 @@ def train_forward(x, **extra):
 # ---- reading layers off a trace -------------------------------------------
 
 @dataclasses.dataclass
+class Op:
+    """One record of the operation trace (``autograder/student_side/op_trace.py`` documents the fields)."""
+    kind: str
+    fn: str
+    source: str
+    ins: list
+    out: object
+    in_shapes: list
+    out_shape: object
+    device: object
+    params: dict
+    config: dict
+
+
+def parse(trace):
+    ops = []
+    for r in trace or []:
+        if not isinstance(r, dict) or not isinstance(r.get("params", {}), dict):
+            continue
+        ops.append(Op(str(r.get("kind")), str(r.get("fn")), str(r.get("source")), list(r.get("in") or []),
+                      r.get("out"), list(r.get("in_shapes") or []), r.get("out_shape"), r.get("device"),
+                      r.get("params") or {}, r.get("config") or {}))
+    return ops
+
+
+@dataclasses.dataclass
 class Conv:
-    ident: int
+    ident: int                    # the weight tensor's id in the trace: the same layer used twice has one id
     weight: torch.Tensor          # float64, (out, in, kh, kw)
     bias: object                  # float64 (out,) or None
-    config: dict
-    raw: dict                     # the record's params, as returned (for matching gradients)
+    config: dict                  # stride, padding, dilation, groups as the student's code passed them
+    raw: dict                     # the op's weight records (registered names, for gradients)
+    op: Op = None
 
     @property
     def kernel(self):
@@ -110,8 +147,9 @@ class Norm:
     ident: int
     gamma: torch.Tensor           # float64, (C,)
     beta: torch.Tensor
-    own: bool                     # the student's own class rather than PyTorch's
+    own: bool                     # the student's own BN module rather than PyTorch's batch_norm
     raw: dict
+    op: Op = None
 
     @property
     def channels(self):
@@ -119,56 +157,36 @@ class Norm:
 
 
 def as64(value):
+    if isinstance(value, dict):
+        value = value.get("value")
     return value.value.detach().double() if isinstance(value, Returned) else None
 
 
-def as_conv(record):
-    params = record.get("params") or {}
-    if record.get("torch_class") != "Conv2d" or as64(params.get("weight")) is None:
+def as_conv(op):
+    weight = as64(op.params.get("weight"))
+    if op.kind != "conv" or weight is None or weight.dim() != 4:
         return None
-    bias = params.get("bias")
-    return Conv(record["id"], as64(params["weight"]), as64(bias) if bias is not None else None,
-                record.get("config") or {}, params)
+    bias = op.params.get("bias")
+    return Conv(op.params["weight"].get("id"), weight, as64(bias) if bias is not None else None, op.config,
+                op.params, op)
 
 
-def norm_shaped(t):
-    return t is not None and (t.dim() == 1 or (t.dim() == 4 and t.shape[0] == 1 and tuple(t.shape[2:]) == (1, 1)))
-
-
-def as_norm(record):
-    params = record.get("params") or {}
-    kind = record.get("torch_class")
-    if kind == "TorchBatchNorm":
-        channels = record["in_shape"][0][1] if record.get("in_shape") else 0
-        gamma = as64(params.get("weight"))
-        beta = as64(params.get("bias"))
-        gamma = torch.ones(channels, dtype=torch.float64) if gamma is None else gamma
-        beta = torch.zeros(channels, dtype=torch.float64) if beta is None else beta
-        return Norm(record["id"], gamma.flatten(), beta.flatten(), False, params)
-    if kind is not None:
+def as_norm(op):
+    if op.kind != "norm" or op.fn in ("layer_norm", "group_norm", "instance_norm"):
         return None
-    if set(params) == {"gamma", "beta"}:
-        gamma, beta = as64(params["gamma"]), as64(params["beta"])
-    elif len(params) == 2:
-        gamma, beta = (as64(v) for v in params.values())
-    else:
-        return None
-    if not (norm_shaped(gamma) and norm_shaped(beta) and gamma.shape == beta.shape):
-        return None
-    return Norm(record["id"], gamma.flatten(), beta.flatten(), True, params)
+    channels = op.in_shapes[0][1] if op.in_shapes and len(op.in_shapes[0]) > 1 else 0
+    gamma, beta = as64(op.params.get("weight")), as64(op.params.get("bias"))
+    gamma = torch.ones(channels, dtype=torch.float64) if gamma is None else gamma.flatten()
+    beta = torch.zeros(channels, dtype=torch.float64) if beta is None else beta.flatten()
+    ident = (op.params.get("weight") or op.params.get("bias") or op.params.get("running_mean") or {}).get("id")
+    return Norm(ident if ident is not None else -1 - len(op.ins), gamma, beta, op.source == "module", op.params, op)
 
 
 def scan(trace):
-    """(convs, norms) in execution order."""
-    convs, norms = [], []
-    for record in trace or []:
-        conv = as_conv(record)
-        if conv is not None:
-            convs.append(conv)
-            continue
-        norm = as_norm(record)
-        if norm is not None:
-            norms.append(norm)
+    """(convs, norms) in execution order, whatever code ran them (modules or torch.nn.functional)."""
+    ops = parse(trace)
+    convs = [c for c in map(as_conv, ops) if c is not None]
+    norms = [n for n in map(as_norm, ops) if n is not None]
     return convs, norms
 
 
@@ -193,23 +211,75 @@ def expect_norm(norm, channels, what, which, hint=""):
         raise Fail(f"{what}: {which} normalises {norm.channels} channels, expected {channels}. {hint}".strip())
 
 
+def common_structure(ops, what):
+    """What no block may do, in operation terms: normalise with something other than batch norm, run a batch
+    norm in evaluation mode during a training-mode pass, or compute with weights that are not registered."""
+    for op in ops:
+        if op.kind == "norm" and op.fn in ("layer_norm", "group_norm", "instance_norm"):
+            raise Fail(f"{what}: your block normalises with {op.fn}; the specification uses batch normalisation "
+                       f"(statistics per channel over the batch, height and width).")
+        if op.kind == "norm" and op.config.get("training") is False:
+            raise Fail(f"{what}: a batch norm ran with training=False while the block is in training mode, so it "
+                       f"normalised with its moving statistics instead of the batch's. Hint: pass self.training "
+                       f"(F.batch_norm(..., training=self.training)).")
+    for op in ops:
+        if op.kind == "act" and op.fn != "relu":
+            raise Fail(f"{what}: your block applies {op.fn}; the specification's activation is ReLU "
+                       f"(F.relu or nn.ReLU).")
+    for op in ops:
+        for role in ("weight", "bias"):
+            w = op.params.get(role)
+            if (op.kind in ("conv", "norm") and isinstance(w, dict) and w.get("requires_grad") and w.get("leaf", True)
+                    and not w.get("name")):
+                layer = "convolution" if op.kind == "conv" else "batch norm"
+                raise Fail(f"{what}: a {layer} ran with a {role} that is not a registered parameter of your block. "
+                           f"{REGISTER_HINT}")
+
+
+def produced_by(ops):
+    return {op.out: op for op in ops if op.out is not None}
+
+
 def residual_layers(trace, args, what):
-    """conv1, conv2, shortcut (or None), bn1, bn2 of ``Residual(*args)``, or Fail on the structure."""
+    """conv1, conv2, shortcut (or None), bn1, bn2 of ``Residual(*args)``, or Fail on the structure.
+
+    In operation terms: two 3x3 convolutions and two batch norms on the main path; on the shortcut one 1x1
+    convolution when use_1x1conv, else nothing; no normalisation of the block's own input (tensor 0)."""
     in_c, out_c, use_1x1, _ = residual_args(args)
+    ops = parse(trace)
     convs, norms = scan(trace)
     if not convs:
-        raise Fail(f"{what}: no nn.Conv2d ran as a registered layer of your block. {REGISTER_HINT}")
+        raise Fail(f"{what}: no convolution ran in your block (neither an nn.Conv2d nor F.conv2d). {REGISTER_HINT}")
+    common_structure(ops, what)
+    if any(0 in n.op.ins for n in norms):
+        raise Fail(f"{what}: a batch norm runs on the block's input before any convolution: that is a "
+                   f"pre-activation block (BN → ReLU → conv, ResNet v2). The lesson's Residual is post-activation: "
+                   f"conv3x3 → BN → ReLU → conv3x3 → BN, add the shortcut, then ReLU.")
     c3 = [c for c in convs if c.kernel == (3, 3)]
     c1 = [c for c in convs if c.kernel == (1, 1)]
     if len(c3) != 2 or len(c3) + len(c1) != len(convs):
+        bottleneck = len(c3) == 1 and len(c1) >= 2
         raise Fail(f"{what}: expected two 3x3 convolutions on the main path (kernel_size=3, padding=1), "
-                   f"your block ran convolutions with kernels {kernels(convs)}.")
+                   f"your block ran convolutions with kernels {kernels(convs)}."
+                   + (" That is a bottleneck block (1x1 → 3x3 → 1x1, as in ResNet-50); the lesson's Residual is "
+                      "the basic block: two 3x3 convs." if bottleneck else ""))
+    call = call_text("Residual", args)
     if use_1x1 and len(c1) != 1:
         raise Fail(f"{what}: with use_1x1conv=True the shortcut is one 1x1 convolution (with the block's stride); "
-                   f"your block ran {len(c1)}.")
+                   f"your block ran {len(c1)}." + (
+                       f" {call} must put conv1x1(X) on the shortcut even when the shapes already match: "
+                       f"use_1x1conv alone decides (choosing it from in_channels != out_channels or stride != 1 "
+                       f"ignores the flag)." if not c1 else ""))
     if not use_1x1 and c1:
         raise Fail(f"{what}: with use_1x1conv=False the shortcut is the input itself, "
-                   f"but your block ran a 1x1 convolution.")
+                   f"but your block ran a 1x1 convolution: use_1x1conv alone decides the shortcut.")
+    shortcut = c1[0] if c1 else None
+    if shortcut is not None:
+        on_shortcut = [n for n in norms if shortcut.op.out in n.op.ins]
+        if on_shortcut:
+            raise Fail(f"{what}: your shortcut runs a batch norm after its 1x1 conv, as torchvision's BasicBlock "
+                       f"does (downsample = nn.Sequential(conv1x1, nn.BatchNorm2d)). The lesson's Residual (d2l) "
+                       f"has no BN on the shortcut: it adds conv1x1(X) itself. Remove the BN from the shortcut.")
     if len(norms) != 2:
         raise Fail(f"{what}: expected two batch-norm layers (one after each 3x3 conv), your block ran {len(norms)}. "
                    + (REGISTER_HINT if not norms else ""))
@@ -221,15 +291,38 @@ def residual_layers(trace, args, what):
         expect_weight(c1[0], (out_c, in_c, 1, 1), what, "the 1x1 shortcut conv")
     for which, norm in (("the first batch norm", norms[0]), ("the second batch norm", norms[1])):
         expect_norm(norm, out_c, what, which, "Each BN follows a 3x3 conv, so it sees out_channels channels.")
-    return {"conv1": c3[0], "conv2": c3[1], "shortcut": c1[0] if c1 else None, "bn1": norms[0], "bn2": norms[1]}
+    return {"conv1": c3[0], "conv2": c3[1], "shortcut": shortcut, "bn1": norms[0], "bn2": norms[1]}
 
 
 def dense_layers(trace, args, what):
-    """[(bn_i, conv_i)] of ``DenseBlock(*args)``, or Fail on the structure."""
+    """[(bn_i, conv_i)] of ``DenseBlock(*args)``, or Fail on the structure.
+
+    In operation terms: num_convs times batch norm → 3x3 convolution, each conv's output concatenated to the
+    features along channels (torch.cat on dim 1)."""
     num_convs, in_c, growth = args
+    ops = parse(trace)
     convs, norms = scan(trace)
     if not convs:
-        raise Fail(f"{what}: no nn.Conv2d ran as a registered layer of your block. {REGISTER_HINT}")
+        raise Fail(f"{what}: no convolution ran in your block (neither an nn.Conv2d nor F.conv2d). {REGISTER_HINT}")
+    common_structure(ops, what)
+    for op in ops:
+        if op.kind == "cat" and op.config.get("dim") not in (1, -3):
+            raise Fail(f"{what}: torch.cat ran on dim={op.config.get('dim')}; the features are concatenated along "
+                       f"the channels: torch.cat((X, Y), dim=1).")
+    if any(c.kernel == (1, 1) for c in convs) and len(norms) == 2 * num_convs:
+        raise Fail(f"{what}: each conv block is a bottleneck layer (BN → ReLU → conv1x1 → BN → ReLU → conv3x3, as "
+                   f"in DenseNet-BC); the lesson's conv block is BN → ReLU → conv3x3 alone.")
+    producers = produced_by(ops)
+    after_conv = [i for i, n in enumerate(norms) if any(getattr(producers.get(t), "kind", None) == "conv"
+                                                        for t in n.op.ins)]
+    if after_conv and 0 in convs[0].op.ins:
+        raise Fail(f"{what}: a batch norm runs after its convolution (conv → BN → ReLU); each conv block is "
+                   f"BN → ReLU → conv3x3: it normalises everything concatenated so far, then convolves.")
+    if after_conv:
+        i = after_conv[0]
+        raise Fail(f"{what}: conv block {i + 1} gets only the previous conv block's output. Conv block i sees ALL "
+                   f"channels so far: the block's input and every earlier block's output concatenated "
+                   f"(in_channels + i·growth channels), X = torch.cat((X, Y), dim=1) before the next block.")
     if len(convs) != num_convs or any(c.kernel != (3, 3) for c in convs):
         raise Fail(f"{what}: expected {num_convs} 3x3 convolutions (one per conv block), "
                    f"your block ran convolutions with kernels {kernels(convs)}.")
@@ -248,11 +341,29 @@ def dense_layers(trace, args, what):
 
 
 def transition_layers(trace, args, what):
-    """(bn, conv) of ``transition_block(*args)``, or Fail on the structure."""
+    """(bn, conv) of ``transition_block(*args)``, or Fail on the structure.
+
+    In operation terms: a batch norm, a 1x1 convolution and 2x2 average pooling with stride 2."""
     in_c, out_c = args
+    ops = parse(trace)
     convs, norms = scan(trace)
     if not convs:
-        raise Fail(f"{what}: no nn.Conv2d ran as a registered layer of your block. {REGISTER_HINT}")
+        raise Fail(f"{what}: no convolution ran in your block (neither an nn.Conv2d nor F.conv2d). {REGISTER_HINT}")
+    common_structure(ops, what)
+    pools = [op for op in ops if op.kind == "pool"]
+    if any("max" in op.fn for op in pools):
+        raise Fail(f"{what}: your block uses max pooling ({pools[0].fn}); a transition block averages: "
+                   f"nn.AvgPool2d(kernel_size=2, stride=2) (or F.avg_pool2d(X, 2)).")
+    producers = produced_by(ops)
+    if any(getattr(producers.get(t), "kind", None) == "conv" for n in norms for t in n.op.ins):
+        raise Fail(f"{what}: the batch norm runs after the conv; the transition block is BN → ReLU → conv1x1 → "
+                   f"AvgPool2d(2, stride 2): it normalises the block's input first.")
+    for op in pools:
+        if op.fn == "avg_pool2d" and (pair(op.config.get("kernel_size")) != (2, 2) or pair(op.config.get("stride"))
+                                      != (2, 2) or pair(op.config.get("padding") or 0) != (0, 0)):
+            raise Fail(f"{what}: your average pooling has kernel_size {op.config.get('kernel_size')}, stride "
+                       f"{op.config.get('stride')}, padding {op.config.get('padding')}; the transition block pools "
+                       f"2x2 windows side by side: AvgPool2d(kernel_size=2, stride=2), no padding.")
     if len(convs) != 1 or convs[0].kernel != (1, 1):
         raise Fail(f"{what}: expected one 1x1 convolution (it changes the number of channels; the pooling "
                    f"halves height and width), your block ran convolutions with kernels {kernels(convs)}.")
@@ -328,10 +439,14 @@ def compare(got, expected, what, formula, alternatives=(), hint="", rtol=RTOL, a
         return
     i = int(torch.argmax(err - allowed))
     index = tuple(int(k) for k in torch.unravel_index(torch.tensor(i), tuple(got.shape)))
+    matched = False
     for alternative, alt_hint in alternatives:
         if close(got64, alternative, rtol, atol):
-            hint = alt_hint
+            hint, matched = alt_hint, True
             break
+    if alternatives and not matched and not hint.startswith("Your layers differ"):
+        hint = (f"it matches none of the {len(alternatives)} usual mistakes recomputed from the same weights "
+                f"(ReLU, BN, pooling or shortcut misplaced or missing). The formula is {formula}. " + hint)
     raise Fail(f"{what}: output differs from {formula} recomputed from your own weights; "
                f"the largest difference is at index {index}: expected {fmt(expected.flatten()[i])}, "
                f"got {fmt(got64.flatten()[i])} ({int((err > allowed).sum())} of {err.numel()} values differ by more "
@@ -340,7 +455,7 @@ def compare(got, expected, what, formula, alternatives=(), hint="", rtol=RTOL, a
 
 def pair(value):
     if isinstance(value, (tuple, list)):
-        return tuple(value)
+        return tuple(value) * 2 if len(value) == 1 else tuple(value)
     return (value, value) if isinstance(value, int) else value
 
 
@@ -357,6 +472,8 @@ def config_notes(specs):
             notes.append(f"{label} has stride {got_stride}, the specification says {stride}")
         if got_padding != pair(padding):
             notes.append(f"{label} has padding {got_padding}, the specification says {padding}")
+        if pair(layer.config.get("dilation", 1)) != (1, 1):
+            notes.append(f"{label} has dilation {pair(layer.config.get('dilation'))}, the specification says 1")
     return ("Your layers differ from the specification: " + "; ".join(notes) + ". ") if notes else ""
 
 
@@ -365,3 +482,47 @@ def own_bn_note(norms):
         return (" (Your block uses your own BatchNorm: if the BatchNorm / batch_norm checks fail, "
                 "fix those first.)")
     return ""
+
+
+# ---- gradients of the recomputation ---------------------------------------
+
+def requiring_grad(layers, leaves):
+    """A copy of ``layers`` (Conv / Norm, in dicts, lists, tuples) whose tensors are fresh float64 leaves that
+    require grad; ``leaves`` maps each layer's ident to its copy."""
+    if isinstance(layers, dict):
+        return {k: requiring_grad(v, leaves) for k, v in layers.items()}
+    if isinstance(layers, (list, tuple)):
+        return type(layers)(requiring_grad(v, leaves) for v in layers)
+    if isinstance(layers, Conv):
+        bias = None if layers.bias is None else layers.bias.clone().requires_grad_(True)
+        copy = dataclasses.replace(layers, weight=layers.weight.clone().requires_grad_(True), bias=bias)
+    elif isinstance(layers, Norm):
+        copy = dataclasses.replace(layers, gamma=layers.gamma.clone().requires_grad_(True),
+                                   beta=layers.beta.clone().requires_grad_(True))
+    else:
+        return layers
+    leaves[layers.ident] = copy.weight if isinstance(copy, Conv) else copy.gamma
+    return copy
+
+
+def recomputed_gradients(x, grad_output, layers, recompute):
+    """({layer ident: float64 leaf with .grad}, d/dx): autograd through ``recompute(x, layers)`` in float64."""
+    leaves = {}
+    copies = requiring_grad(layers, leaves)
+    x64 = x.double().requires_grad_(True)
+    recompute(x64, copies).backward(grad_output.double())
+    return leaves, x64.grad
+
+
+def compare_grad(got, expected, what, hint):
+    """Gradients agree when |got - expected| <= 1e-3·max|expected| + 1e-3·|expected| everywhere (float32 vs 64)."""
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    atol = 1e-3 * scale + 1e-7
+    if close(got, expected, rtol=1e-3, atol=atol):
+        return
+    err = (got.double() - expected).abs() if tuple(got.shape) == tuple(expected.shape) else None
+    where = ""
+    if err is not None:
+        i = int(torch.argmax(err))
+        where = f": expected {fmt(expected.flatten()[i])}, got {fmt(got.double().flatten()[i])} at flat index {i}"
+    raise Fail(f"{what} differs from autograd through the recomputation from your own weights{where}. Hint: {hint}")
