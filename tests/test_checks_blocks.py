@@ -355,7 +355,7 @@ class FakeGPUStudent:
         self.asked, self.cuda_output_device = [], cuda_output_device
 
     def probe(self, probe_name, /, **kwargs):
-        from autograder.student import Returned
+        from autograder.core.student import Returned
         device = kwargs["ops"][2]["device"]
         assert probe_name == "module" and kwargs["ops"][4]["device"] == device
         self.asked.append(device)
@@ -369,7 +369,7 @@ class FakeGPUStudent:
 
 
 def test_device_check_also_runs_on_cuda_where_there_is_a_gpu():
-    from autograder.check import Fail
+    from autograder.core.check import Fail
     from autograder.hidden import residual
     student = FakeGPUStudent("cuda:0")
     residual.devices(student, "Residual", (3, 6, True, 2), (2, 3, 7, 7), (2, 6, 4, 4))
