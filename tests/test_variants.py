@@ -30,6 +30,9 @@ def test_wrong_variant_loses_points(variant, tmp_path):
     assert failed, f"{variant.id} ({variant.why}) passed every {variant.piece} check"
     for r in failed:
         assert r.message and "grader could not finish" not in r.message, (r.id, r.message)
+    # feedback accuracy: the first failing check (canonical order) names the mistake
+    assert variant.keyword, f"{variant.id}: give the variant a keyword its first message must name"
+    assert variant.keyword.lower() in failed[0].message.lower(), (variant.id, failed[0].id, failed[0].message)
 
 
 @pytest.mark.parametrize("variant", RIGHT, ids=[v.id for v in RIGHT])

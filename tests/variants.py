@@ -19,6 +19,7 @@ class Variant:
     why: str
     replace: tuple = ()
     append: str = ""
+    keyword: str = ""   # a word the first failing check's message must name (tests/test_variants.py)
 
     def source(self):
         with open(REFERENCE, encoding="utf-8") as f:

@@ -201,6 +201,9 @@ def run_op(module, op):
     if kind == "to":
         module.to(op["device"])
         return None
+    if kind == "forward_on":
+        from .device_probe import forward_on
+        return forward_on(module, op)
     raise ProbeError(f"unknown module operation {kind!r}")
 
 
