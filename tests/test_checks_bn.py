@@ -148,6 +148,8 @@ TARGETS = {
     "BatchNorm_pytorch_momentum_convention": ({"BatchNorm.updates_moving_stats"}, True, "OLD value"),
     "BatchNorm_torch_var_unbiased": ({"BatchNorm.forward_train_shape", "BatchNorm.train_forward",
                                       "BatchNorm.updates_moving_stats"}, True, "UNBIASED"),
+    "BatchNorm_std_plus_eps": ({"BatchNorm.train_forward", "BatchNorm.eval_uses_moving_stats"}, True,
+                               "outside the square root"),
     "BatchNorm_subclasses_BatchNorm2d": ({"BatchNorm.parameters_init", "BatchNorm.from_scratch"}, False,
                                          "is PyTorch's own nn.BatchNorm"),
 }

@@ -178,6 +178,30 @@ class BatchNorm(nn.BatchNorm2d):
             return super().forward(X[:, :, None, None])[:, :, 0, 0]
         return super().forward(X)
 ''', keyword="nn.BatchNorm"),
+    Variant("BatchNorm_std_plus_eps", P, "own arithmetic (X - mean) / (std + eps), as in many hand-written "
+            "norm layers: eps outside the square root", append='''
+class BatchNorm(nn.Module):
+    def __init__(self, num_features, num_dims, eps=1e-5):
+        super().__init__()
+        shape = (1, num_features) if num_dims == 2 else (1, num_features, 1, 1)
+        self.dims = (0,) if num_dims == 2 else (0, 2, 3)
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.ones(shape))
+        self.beta = nn.Parameter(torch.zeros(shape))
+        self.register_buffer("moving_mean", torch.zeros(shape))
+        self.register_buffer("moving_var", torch.ones(shape))
+
+    def forward(self, X):
+        if self.training:
+            mean = X.mean(dim=self.dims, keepdim=True)
+            std = X.std(dim=self.dims, unbiased=False, keepdim=True)
+            with torch.no_grad():
+                self.moving_mean.copy_(0.9 * self.moving_mean + 0.1 * mean)
+                self.moving_var.copy_(0.9 * self.moving_var + 0.1 * std ** 2)
+        else:
+            mean, std = self.moving_mean, self.moving_var.sqrt()
+        return self.gamma * (X - mean) / (std + self.eps) + self.beta
+''', keyword="outside the square root"),
 ]
 
 RIGHT = [

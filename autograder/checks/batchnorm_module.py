@@ -62,16 +62,11 @@ def empty(state, num_features, num_dims):
                    f"or tensors; __init__ should create gamma, beta and the moving statistics).")
 
 
-def torch_norm_layers(state):
-    """Names of PyTorch's own batch-norm layers in the module ("" for the module itself): they
-    carry a num_batches_tracked buffer."""
-    return sorted(n.rsplit(".", 1)[0] if "." in n else "" for n in state["buffers"]
-                  if last_part(n) == "num_batches_tracked")
-
-
 def delegation_note(state):
-    """A sentence for messages about a module that is, or holds, PyTorch's nn.BatchNorm; else ''."""
-    layers = torch_norm_layers(state)
+    """A sentence for messages about a module that is, or holds, PyTorch's nn.BatchNorm; else ''.
+    (``torch_norm_layers``: the names of its submodules that are PyTorch batch/instance norm
+    layers, "" for the module itself.)"""
+    layers = state.get("torch_norm_layers") or []
     if not layers:
         return ""
     where = "is PyTorch's own nn.BatchNorm (a subclass)" if "" in layers else \

@@ -28,6 +28,8 @@ MOVING_MEAN = [0.5, -1.0, 2.0]
 MOVING_VAR = [4.0, 0.25, 1.0]
 EVAL_MOVING_VAR = [4.0, 0.25, 2e-3]   # a small one: eps left out or outside the sqrt in eval mode shows (0.25%)
 INPUTS = {2: (X2, GAMMA2, BETA2), 4: (X4, GAMMA4, BETA4)}
+CASES_AND_INPUTS = tuple((num_features, num_dims, INPUTS[num_dims][0]) for num_features, num_dims in CASES)
+TINY_VAR_X2 = oracle.sample((8, 3), seed=23, scale=[0.01, 1.0, 0.03], shift=[0.5, 0.0, -0.2])
 GRAD_MODE_HINT = ("Hint: switch on self.training (set by model.train() / model.eval()), not on "
                   "torch.is_grad_enabled(): people run training-mode steps under no_grad and evaluate with grad on.")
 
@@ -94,6 +96,10 @@ def per_channel(values, num_dims):
     return oracle.per_channel(values, num_dims).double()
 
 
+def zeros_ones_like(t):
+    return torch.zeros_like(t), torch.ones_like(t)
+
+
 def module_case(training, num_dims, gamma, beta, mean=MOVING_MEAN, var=MOVING_VAR, grad_output=None):
     """What one forward of the module was given, for ``autograder.diagnosis`` (eps 1e-5, momentum 0.9)."""
     X = INPUTS[num_dims][0]
@@ -136,15 +142,18 @@ def moving_stats_init(student):
 def train_forward(student):
     """Guards forward() in training mode with non-trivial gamma/beta set into the parameters:
     the layer must use its own gamma/beta, the batch statistics, eps = 1e-5, and give the
-    input's shape for both num_dims (a layer that always builds (1, C, 1, 1) fails on 2-D)."""
-    for num_features, num_dims in CASES:
-        X, gamma, beta = INPUTS[num_dims]
+    input's shape for both num_dims (a layer that always builds (1, C, 1, 1) fails on 2-D).
+    A third input has features of tiny variance (std 0.01 and 0.03), where eps = 1e-5 is a
+    visible part of sqrt(var + eps): eps left out or added to the standard deviation
+    (X - mean) / (std + eps) changes the output by 5% there."""
+    for num_features, num_dims, X in CASES_AND_INPUTS + ((3, 2, TINY_VAR_X2),):
+        _, gamma, beta = INPUTS[num_dims]
         layout = layout_of(student, num_features, num_dims)
         results = build(student, num_features, num_dims, layout.set_params(gamma, beta) + [forward_op(X)])
         what = f"{layout.what} forward (training mode, input {tuple(X.shape)})"
         y = expect_shape(results[-1]["y"], X.shape, f"{what}: output")
         expect_finite(y, f"{what}: output")
-        case = module_case(True, num_dims, gamma, beta)
+        case = diagnosis.Case(True, X, gamma, beta, *zeros_ones_like(gamma), module=True)
         expect_close(y, diagnosis.compute(case)["Y"], f"{what}: output", diagnosis.hint(case, "Y", y) + (
             "" if diagnosis.identify(case, "Y", y) else " BatchNorm passes self.gamma, self.beta, eps=1e-5 and "
             "is_training=self.training to batch_norm."))

@@ -121,6 +121,7 @@ def state(module):
         "buffers": {n: to_plain(b) for n, b in module.named_buffers() if b is not None},
         "tensor_attrs": tensor_attributes(module),
         "num_modules": sum(1 for _ in module.modules()),
+        "torch_norm_layers": [n for n, m in module.named_modules() if isinstance(m, nn.modules.batchnorm._NormBase)],
     }
 
 
