@@ -300,6 +300,7 @@ def predict_independent_of_batch(student):
         y_all = expect_shape(Y_all, X.shape, f"{what}: Y")
         expect_attempted(y_all, X, f"{what}: Y")
         row = y_all[i:i + 1]
-        expect_close(Y_one, row, f"batch_norm (prediction, sample {i} alone vs in its batch): Y",
-                     "Hint: a prediction must not depend on which other samples share the batch; "
-                     "use the moving statistics, not the batch's.", rtol=0, atol=1e-6)
+        case = diagnosis.Case(False, X, gamma, beta, mm, mv, EPS, MOMENTUM)
+        expect_close(Y_one, row, f"batch_norm (prediction, sample {i} alone vs in its batch): Y", diagnosis.hint(
+            case, "Y", y_all, otherwise="Hint: a prediction must not depend on which other samples share the "
+            "batch; use the moving statistics, not the batch's."), rtol=0, atol=1e-6)
