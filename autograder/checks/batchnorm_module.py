@@ -147,7 +147,8 @@ def moving_stats(state, num_features, num_dims, strict=True, after=None):
             mean, var = pick(state["params"], "mean", num_features), pick(state["params"], "var", num_features)
             if mean and var:
                 return mean, var
-        hint = (f"Hint: {', '.join(in_params)} {'is a trainable nn.Parameter' if len(in_params) == 1 else 'are trainable nn.Parameters'}; "
+        verb = "is a trainable nn.Parameter" if len(in_params) == 1 else "are trainable nn.Parameters"
+        hint = (f"Hint: {', '.join(in_params)} {verb}; "
                 f"moving statistics are not learned: keep them as plain tensors or register_buffer(...).") if in_params else \
             ("Hint: self.moving_mean = torch.zeros(shape); self.moving_var = torch.ones(shape) "
              "(or register_buffer).")

@@ -301,8 +301,9 @@ def parameters_trainable(student):
             value = tensor(got, f"{what} w.r.t. {name}")
             grads.append(Returned(value.reshape(gamma.shape), False, False, "cpu") if value.numel() == gamma.numel()
                          else got)
-        notes.append(judge_gradients(what, module_case(True, num_dims, gamma, beta, grad_output=g), y, grads,
-                                     lambda points, n=num_features, d=num_dims, lay=layout: outputs_at(student, n, d, lay, points)))
+        notes.append(judge_gradients(
+            what, module_case(True, num_dims, gamma, beta, grad_output=g), y, grads,
+            lambda points, n=num_features, d=num_dims, lay=layout: outputs_at(student, n, d, lay, points)))
     return "; ".join(sorted({n for n in notes if n}))
 
 
