@@ -145,6 +145,7 @@ TARGETS = {
                                   "square root is missing"),
     "BatchNorm_plain_attrs_never_moved": ({"BatchNorm.follows_device"}, True, "register_buffer"),
     "BatchNorm_moves_only_to_cuda": ({"BatchNorm.follows_device"}, True, "moving_mean (on cpu)"),
+    "BatchNorm_moves_only_when_training": ({"BatchNorm.follows_device"}, True, "eval-mode forward straight away"),
     "BatchNorm_pytorch_momentum_convention": ({"BatchNorm.updates_moving_stats"}, True, "OLD value"),
     "BatchNorm_torch_var_unbiased": ({"BatchNorm.forward_train_shape", "BatchNorm.train_forward",
                                       "BatchNorm.updates_moving_stats"}, True, "UNBIASED"),

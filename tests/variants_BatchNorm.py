@@ -120,6 +120,28 @@ class BatchNorm(nn.Module):
             "input's device (net.to(device) leaves them on the CPU)", replace=((MOVE, ""),), keyword="device"),
     Variant("BatchNorm_moves_only_to_cuda", P, "moves the statistics with .cuda() only when X.is_cuda: any other "
             "device (or another GPU) is left out", replace=((MOVE, CUDA_ONLY),), keyword="device"),
+    Variant("BatchNorm_moves_only_when_training", P, "own arithmetic; moves the plain-attribute statistics to "
+            "X.device only in the training branch: eval() right after .to(device) fails", append='''
+class BatchNorm(nn.Module):
+    def __init__(self, num_features, num_dims):
+        super().__init__()
+        shape = (1, num_features) if num_dims == 2 else (1, num_features, 1, 1)
+        self.dims = (0,) if num_dims == 2 else (0, 2, 3)
+        self.gamma = nn.Parameter(torch.ones(shape))
+        self.beta = nn.Parameter(torch.zeros(shape))
+        self.moving_mean = torch.zeros(shape)
+        self.moving_var = torch.ones(shape)
+
+    def forward(self, X):
+        if self.training:
+            mean = X.mean(dim=self.dims, keepdim=True)
+            var = ((X - mean) ** 2).mean(dim=self.dims, keepdim=True)
+            self.moving_mean = 0.9 * self.moving_mean.to(X.device) + 0.1 * mean.detach()
+            self.moving_var = 0.9 * self.moving_var.to(X.device) + 0.1 * var.detach()
+        else:
+            mean, var = self.moving_mean, self.moving_var
+        return self.gamma * (X - mean) / torch.sqrt(var + 1e-5) + self.beta
+''', keyword="straight away"),
     Variant("BatchNorm_pytorch_momentum_convention", P, "own arithmetic with PyTorch's update "
             "running = (1 - momentum) * running + momentum * batch and d2l's momentum=0.9", append='''
 class BatchNorm(nn.Module):

@@ -362,10 +362,10 @@ DEVICE_HINT = ("Hint: model.to(device) and .cuda() move parameters and registere
                "'Expected all tensors to be on the same device'.")
 
 
-def judge_placement(layout, X, mode, result):
+def judge_placement(layout, X, when, result):
     """One forward on the meta device: Fail if it raised about devices, or if gamma, beta or the
     moving statistics are not on meta afterwards; a note if it raised for another reason."""
-    what = f"{layout.what}.to('meta'), then a {mode}-mode forward on a meta input of shape {tuple(X.shape)}"
+    what = f"{layout.what}.to('meta'), {when} on a meta input of shape {tuple(X.shape)}"
     where = result["placement"]
     left = [f"{n} (on {where.get(n, 'no longer a tensor')})" for n in (layout.gamma, layout.beta, layout.mean, layout.var)
             if where.get(n) != "meta"]
@@ -374,7 +374,7 @@ def judge_placement(layout, X, mode, result):
         raise Fail(f"{what}: {'raised ' + error if error else 'ran'}"
                    f"{'; not on the input device afterwards: ' + ', '.join(left) if left else ''}. {DEVICE_HINT}")
     if error:
-        return (f"{mode}-mode forward on the meta device raised {error.split(':')[0]} (not about devices; meta tensors "
+        return (f"{when} on the meta device raised {error.split(':')[0]} (not about devices; meta tensors "
                 f"hold no values), but your tensors moved with the module")
     expect(result["y_device"] == "meta" and result["y_shape"] == list(X.shape),
            f"{what}: the output is {'on ' + str(result['y_device']) if result['y_device'] else 'not a tensor'}"
@@ -391,16 +391,20 @@ def follows_device(student):
     X's device in forward (d2l's way) or registered as buffers; otherwise the first forward on a
     GPU raises. Checked on every machine with PyTorch's meta device (shapes, no data), which
     behaves like a GPU here: BatchNorm(3, 2) and BatchNorm(3, 4) after .to('meta') must run a
-    training-mode and an eval-mode forward on a meta input, give a meta output of X's shape and
+    training-mode and then an eval-mode forward on a meta input, and a fresh one an eval-mode
+    forward straight away (statistics moved only in the training branch fail that), give a
+    meta output of X's shape and
     hold gamma, beta and the moving statistics on meta afterwards. An error that is not about
     devices (e.g. .item(), which meta tensors cannot do) is not counted when the tensors moved."""
     notes = []
     for num_features, num_dims in CASES:
         X = INPUTS[num_dims][0]
         layout = layout_of(student, num_features, num_dims)
-        results = build(student, num_features, num_dims,
-                        [{"op": "to", "device": "meta"}, {"op": "forward_on", "x": X, "device": "meta"},
-                         {"op": "eval"}, {"op": "forward_on", "x": X, "device": "meta"}])
-        for mode, result in (("training", results[1]), ("eval", results[3])):
-            notes.append(judge_placement(layout, X, mode, result))
+        to_meta, on_meta = {"op": "to", "device": "meta"}, {"op": "forward_on", "x": X, "device": "meta"}
+        trained = build(student, num_features, num_dims, [to_meta, on_meta, {"op": "eval"}, on_meta])
+        # eval() straight after .to(): as when a trained model is loaded and evaluated
+        fresh = build(student, num_features, num_dims, [to_meta, {"op": "eval"}, on_meta])
+        for when, result in (("a training-mode forward", trained[1]), ("then an eval-mode forward", trained[3]),
+                             ("an eval-mode forward straight away (no training forward first)", fresh[2])):
+            notes.append(judge_placement(layout, X, when, result))
     return "; ".join(sorted({n for n in notes if n}))
