@@ -7,6 +7,7 @@
 - untouched stubs and an identity function earn (almost) nothing;
 - the module finder accepts buffers, attributes and other names.
 """
+import dataclasses
 import functools
 
 import pytest
@@ -85,7 +86,7 @@ def test_batch_norm_oracle_grads_match_autograd():
 # variant id -> (checks it must fail, exact: fails nothing else, words its message must hold)
 TARGETS = {
     "batch_norm_unbiased_var": ({"batch_norm.train_output_normalised", "batch_norm.train_stats_2d", "batch_norm.train_stats_4d"},
-                        False, "unbiased"),
+                        False, "UNBIASED"),
     "batch_norm_4d_stats_dim0_only": ({"batch_norm.train_stats_4d", "batch_norm.returns_triple"}, False, "dim 0 only"),
     "batch_norm_4d_stats_all_dims": ({"batch_norm.train_stats_4d"}, False, "whole tensor"),
     "batch_norm_eps_outside_sqrt": ({"batch_norm.eps_inside_sqrt"}, False, "outside the square root"),
@@ -96,12 +97,11 @@ TARGETS = {
                              "BatchNorm.updates_moving_stats"}, True, "OLD value"),
     "batch_norm_moving_never_updated": ({"batch_norm.moving_average"}, False, "did not change"),
     "batch_norm_momentum_hardcoded": ({"batch_norm.momentum_argument"}, True, "momentum"),
-    "batch_norm_moving_var_unbiased": ({"batch_norm.moving_average", "batch_norm.momentum_argument",
-                                "BatchNorm.updates_moving_stats"}, True, "UNBIASED"),
+    "batch_norm_moving_var_unbiased": ({"batch_norm.moving_average", "BatchNorm.updates_moving_stats"}, True, "UNBIASED"),
     "batch_norm_moving_not_detached": ({"batch_norm.moving_stats_detached", "BatchNorm.moving_stats_detached"}, True,
                                "autograd history"),
     "batch_norm_mean_detached_in_norm": ({"batch_norm.gradient_through_stats", "BatchNorm.parameters_trainable"}, True,
-                                 "through the mean"),
+                                 "through the batch mean"),
     "batch_norm_predict_uses_batch_stats": ({"batch_norm.predict_uses_moving_stats", "batch_norm.predict_independent_of_batch",
                                      "BatchNorm.eval_uses_moving_stats"}, False, "BATCH statistics"),
     "batch_norm_grad_mode_switch": ({"batch_norm.predict_uses_moving_stats", "BatchNorm.follows_train_flag"}, False,
@@ -117,7 +117,8 @@ TARGETS = {
     "BatchNorm_moving_var_zeros": ({"BatchNorm.moving_stats_init"}, True, "ones"),
     "BatchNorm_gamma_zeros": ({"BatchNorm.parameters_init"}, False, "gamma starts as ones"),
     "BatchNorm_gamma_beta_init_swapped": ({"BatchNorm.parameters_init"}, False, "gamma starts as ones"),
-    "BatchNorm_plain_tensor_params": ({"BatchNorm.parameters_init", "BatchNorm.parameters_trainable"}, True, "nn.Parameter"),
+    "BatchNorm_plain_tensor_params": ({"BatchNorm.parameters_init", "BatchNorm.parameters_trainable",
+                                       "BatchNorm.follows_device"}, True, "nn.Parameter"),
     "BatchNorm_ignores_num_dims": ({"BatchNorm.parameters_init", "BatchNorm.forward_train_shape"}, False, "(1, 4)"),
     "BatchNorm_forgot_store": ({"BatchNorm.updates_moving_stats"}, False, "store what batch_norm returns"),
     "BatchNorm_pytorch_momentum_value": ({"BatchNorm.updates_moving_stats"}, True, "momentum=0.9"),
@@ -125,17 +126,41 @@ TARGETS = {
     "BatchNorm_moving_stats_parameters": ({"BatchNorm.moving_stats_init", "BatchNorm.moving_stats_detached"}, True,
                                    "nn.Parameter"),
     "BatchNorm_eval_updates_moving": ({"BatchNorm.eval_keeps_moving_stats"}, False, "unchanged"),
-    "BatchNorm_moving_not_detached": ({"BatchNorm.moving_stats_detached"}, True, "autograd history"),
+    "BatchNorm_moving_not_detached": ({"BatchNorm.moving_stats_detached", "BatchNorm.follows_device"}, True,
+                                      "autograd history"),
     "BatchNorm_gamma_data": ({"BatchNorm.parameters_trainable"}, True, "none arrived"),
     "BatchNorm_delegates_nn": ({"BatchNorm.from_scratch"}, False, "nn.BatchNorm1d/2d"),
     "BatchNorm_delegates_F_buffers": ({"BatchNorm.from_scratch"}, True, "aten::native_batch_norm"),
+    # modelled on public code styles (issue 9)
+    "batch_norm_cs231n_reshape_no_transpose": ({"batch_norm.train_stats_4d", "batch_norm.moving_average"}, False,
+                                               "mix channels"),
+    "batch_norm_function_backward_constants": ({"batch_norm.gradient_through_stats", "BatchNorm.parameters_trainable"},
+                                               True, "as constants"),
+    "batch_norm_predict_no_eps": ({"batch_norm.eps_inside_sqrt", "BatchNorm.eval_uses_moving_stats"}, True,
+                                  "eps is missing in prediction mode"),
+    "batch_norm_predict_eps_outside": ({"batch_norm.eps_inside_sqrt", "BatchNorm.eval_uses_moving_stats"}, True,
+                                       "belongs inside: sqrt(moving_var + eps)"),
+    "batch_norm_var_mean_default": ({"batch_norm.train_stats_2d", "batch_norm.train_stats_4d", "batch_norm.moving_average"},
+                                    False, "UNBIASED"),
+    "batch_norm_divides_by_var": ({"batch_norm.train_stats_2d", "batch_norm.train_stats_4d"}, False,
+                                  "square root is missing"),
+    "BatchNorm_plain_attrs_never_moved": ({"BatchNorm.follows_device"}, True, "register_buffer"),
+    "BatchNorm_moves_only_to_cuda": ({"BatchNorm.follows_device"}, True, "moving_mean (on cpu)"),
+    "BatchNorm_moves_only_when_training": ({"BatchNorm.follows_device"}, True, "eval-mode forward straight away"),
+    "BatchNorm_pytorch_momentum_convention": ({"BatchNorm.updates_moving_stats"}, True, "OLD value"),
+    "BatchNorm_torch_var_unbiased": ({"BatchNorm.forward_train_shape", "BatchNorm.train_forward",
+                                      "BatchNorm.updates_moving_stats"}, True, "UNBIASED"),
+    "BatchNorm_std_plus_eps": ({"BatchNorm.train_forward", "BatchNorm.eval_uses_moving_stats"}, True,
+                               "outside the square root"),
+    "BatchNorm_subclasses_BatchNorm2d": ({"BatchNorm.parameters_init", "BatchNorm.from_scratch"}, False,
+                                         "is PyTorch's own nn.BatchNorm"),
 }
 
 
 def test_batch_norm_every_wrong_variant_has_a_target():
     wrong = {v.id for v in variants_batch_norm.WRONG + variants_BatchNorm.WRONG}
     assert wrong == set(TARGETS)
-    assert len(wrong) >= 18
+    assert len(wrong) >= 40
 
 
 @pytest.mark.parametrize("variant_id", sorted(TARGETS))
@@ -258,8 +283,8 @@ class BatchNorm(nn.Module):
 
 # ---- finding the module's tensors ---------------------------------------
 
-def t(values, shape=(1, 3)):
-    return Returned(torch.tensor(values, dtype=torch.float32).reshape(shape), False, False, "cpu")
+def t(values, shape=(1, 3), grad=False):
+    return Returned(torch.tensor(values, dtype=torch.float32).reshape(shape), grad, False, "cpu")
 
 
 def state(params=None, buffers=None, attrs=None):
@@ -280,10 +305,14 @@ def test_BatchNorm_moving_stats_found_by_name_or_value(st, expected):
 
 
 def test_BatchNorm_moving_stats_as_parameters():
-    st = state(params={"moving_mean": t([0, 0, 0]), "moving_var": t([1, 1, 1])})
+    trainable = state(params={"moving_mean": t([0, 0, 0], grad=True), "moving_var": t([1, 1, 1], grad=True)})
     with pytest.raises(Fail, match="nn.Parameter"):
-        moving_stats(st, 3, 2)
-    assert moving_stats(st, 3, 2, strict=False) == ("moving_mean", "moving_var")
+        moving_stats(trainable, 3, 2)
+    assert moving_stats(trainable, 3, 2, strict=False) == ("moving_mean", "moving_var")
+    frozen = state(params={"gamma": t([1, 1, 1], grad=True), "beta": t([0, 0, 0], grad=True),
+                           "m": t([0, 0, 0]), "v": t([1, 1, 1])})
+    assert moving_stats(frozen, 3, 2) == ("m", "v")
+    assert parameters(frozen, 3, 2) == ("gamma", "beta")
 
 
 def test_BatchNorm_parameters_found_by_name_or_value():
@@ -303,7 +332,7 @@ def test_batch_norm_rubric_of_the_two_pieces():
     ours = [c for c in REGISTRY.values() if c.piece in PIECES]
     assert all(c.id.startswith(c.piece + ".") for c in ours)
     assert all(1 <= c.points <= 3 and c.judge.__doc__ and c.title for c in ours)
-    assert 28 <= sum(c.points for c in ours) <= 36
+    assert 28 <= sum(c.points for c in ours) <= 37
     assert {c.id for c in ours if not c.hidden} == {
         "batch_norm.returns_triple", "batch_norm.train_output_normalised",
         "BatchNorm.parameters_init", "BatchNorm.forward_train_shape"}
@@ -316,3 +345,127 @@ def test_batch_norm_sandboxed_reference_full_marks():
     finally:
         student.close()
     assert results and all(r.passed for r in results), {r.id: r.message for r in results if not r.passed}
+
+
+# ---- diagnosis: the hint names the mistake the answer shows (issue 9) -----
+
+from autograder.reference import diagnosis  # noqa: E402
+
+
+def diagnosis_cases():
+    """The inputs the checks use, in both modes, with and without a gradient."""
+    from autograder.checks.batch_norm import BETA2, BETA4, GAMMA2, GAMMA4, X2, X4
+    mm2, mv2 = oracle.per_channel([0.5, -1.0, 2.0], 2), oracle.per_channel([4.0, 0.25, 1.0], 2)
+    mm4, mv4 = oracle.per_channel([0.5, -1.0, 2.0], 4), oracle.per_channel([4.0, 0.25, 1.0], 4)
+    g2, g4 = oracle.sample((8, 3), seed=60), oracle.sample((2, 3, 3, 4), seed=61)
+    return [diagnosis.Case(training, X, gamma, beta, mm, mv, eps, momentum, grad_output=g)
+            for training in (True, False) for eps, momentum in ((1e-5, 0.9), (1e-3, 0.6))
+            for X, gamma, beta, mm, mv, g in ((X2, GAMMA2, BETA2, mm2, mv2, g2), (X4, GAMMA4, BETA4, mm4, mv4, g4))]
+
+
+@pytest.mark.parametrize("quantity", ["Y", "moving_mean", "moving_var", "dX"])
+def test_diagnosis_names_each_mistake_it_knows(quantity):
+    """Every mistake of the family, made alone, is recognised as itself (or as one with the same
+    wording): the hints can tell the mistakes apart on the checks' own inputs."""
+    seen = set()
+    for case in diagnosis_cases():
+        right = diagnosis.compute(case)
+        for key in diagnosis.FAMILY[quantity]:
+            wrong = diagnosis.compute(case, (key,))
+            if wrong is None or diagnosis.close(wrong[quantity], right[quantity], 1e-4, 1e-5):
+                continue
+            found = diagnosis.identify(case, quantity, wrong[quantity].float())
+            assert found and diagnosis.MISTAKES[found] == diagnosis.MISTAKES[key] or \
+                diagnosis.close(diagnosis.compute(case, (found,))[quantity], wrong[quantity], 1e-4, 1e-5), (key, found)
+            seen.add(key)
+    assert len(seen) >= 3
+
+
+def test_diagnosis_says_when_nothing_matches_and_reads_off_eps():
+    case = diagnosis_cases()[0]
+    right = diagnosis.compute(case)["Y"]
+    hint = diagnosis.hint(case, "Y", right * 1.01)
+    assert "none of the usual mistakes" in hint and "the formula: Y = gamma" in hint
+    odd_eps = diagnosis.compute(dataclasses.replace(case, eps=0.01))["Y"]
+    assert "eps looks like 0.01" in diagnosis.hint(case, "Y", odd_eps)
+
+
+def test_diagnosis_reads_off_a_momentum():
+    case = diagnosis_cases()[0]
+    odd = diagnosis.compute(dataclasses.replace(case, momentum=0.7))["moving_mean"]
+    assert "keeps 0.7 of the old value" in diagnosis.hint(case, "moving_mean", odd)
+
+
+def test_cs231n_reshape_is_not_told_its_momentum_is_wrong(grade):
+    message = grade("batch_norm_cs231n_reshape_no_transpose")["batch_norm.moving_average"].message
+    assert "mix channels" in message and "OLD value" not in message and "momentum" not in message.split("Hint:")[1]
+
+
+def test_unbiased_variance_does_not_fail_the_gradient_check(grade):
+    """A check named for gradients fails only for gradient reasons: the gradient of the unbiased
+    formula is right for what the forward pass computes; a note says so."""
+    result = grade("batch_norm_unbiased_var")["batch_norm.gradient_through_stats"]
+    assert result.passed and "unbiased variance" in result.message
+    assert "let autograd see" not in result.message
+
+
+def test_gradient_of_an_unknown_forward_is_judged_by_finite_differences(tmp_path):
+    """eps hard-coded to 1e-2 is no mistake of the family; its own gradient passes the gradient
+    checks, and the same forward with a detached mean fails them."""
+    odd = "X_hat = (X - mean) / torch.sqrt(var + 1e-2)"
+    right = Variant("odd_eps", "batch_norm", "", replace=(("X_hat = (X - mean) / torch.sqrt(var + eps)", odd),))
+    results = grade_path(right.write(str(tmp_path)), only=PIECES)
+    assert results["batch_norm.gradient_through_stats"].passed, results["batch_norm.gradient_through_stats"].message
+    assert "finite differences" in results["batch_norm.gradient_through_stats"].message
+    assert not results["batch_norm.train_stats_2d"].passed
+    wrong = Variant("odd_eps_detached", "batch_norm", "", replace=(
+        ("X_hat = (X - mean) / torch.sqrt(var + eps)", odd.replace("(X - mean)", "(X - mean.detach())")),))
+    results = grade_path(wrong.write(str(tmp_path)), only=PIECES)
+    message = results["batch_norm.gradient_through_stats"].message
+    assert not results["batch_norm.gradient_through_stats"].passed and "finite differences" in message, message
+    assert "a shift of each feature/channel" in message
+
+
+def test_small_moving_variance_catches_eps_in_prediction_only(grade):
+    for variant_id in ("batch_norm_predict_no_eps", "batch_norm_predict_eps_outside"):
+        message = grade(variant_id)["batch_norm.eps_inside_sqrt"].message
+        assert "prediction" in message and "moving_var [0.0001, 0.004, 0.01]" in message, message
+
+
+# ---- devices without a GPU (issue 9) --------------------------------------
+
+def test_device_check_passes_d2l_reference_and_buffers(reference_results, grade):
+    assert reference_results["BatchNorm.follows_device"].passed   # plain attributes moved in forward (d2l)
+    assert not failed(grade("BatchNorm_right_buffers_inplace"))
+    assert not failed(grade("BatchNorm_right_frozen_parameters"))
+
+
+def test_device_check_names_the_tensors_left_behind(grade):
+    message = grade("BatchNorm_plain_attrs_never_moved")["BatchNorm.follows_device"].message
+    assert "moving_mean (on cpu)" in message and "register_buffer" in message and "meta" in message
+
+
+def test_device_check_forgives_errors_that_are_not_about_devices(tmp_path):
+    """.item() cannot run on the meta device; when the tensors moved, that is not a device bug."""
+    source = Variant("item", "BatchNorm", "", replace=(
+        ("        Y, self.moving_mean, self.moving_var = batch_norm(",
+         "        assert float(X.abs().max().item()) >= 0\n"
+         "        Y, self.moving_mean, self.moving_var = batch_norm("),))
+    results = grade_path(source.write(str(tmp_path)), only=["BatchNorm"])
+    result = results["BatchNorm.follows_device"]
+    assert result.passed and "not about devices" in result.message, result.message
+
+
+# ---- finding the moving statistics (issue 9) ------------------------------
+
+def test_frozen_parameters_pass_with_a_note(grade):
+    result = grade("BatchNorm_right_frozen_parameters")["BatchNorm.moving_stats_init"]
+    assert result.passed and "parameters()" in result.message and "optimiser" in result.message
+
+
+def test_BatchNorm_moving_stats_found_by_behaviour():
+    before = state(buffers={"a": t([0, 0, 0]), "b": t([0, 0, 0])})
+    after = state(buffers={"a": t([0.1, -0.3, 0.2]), "b": t([0.2, 0.1, 0.5])})
+    with pytest.raises(Fail):
+        moving_stats(before, 3, 2)
+    assert moving_stats(before, 3, 2, after=after) == ("a", "b")

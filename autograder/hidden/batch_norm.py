@@ -15,7 +15,7 @@ per channel make unbiased variance 14% and 4% larger).
 """
 import torch
 
-from ..reference import batch_norm as oracle
+from ..reference import batch_norm as oracle, diagnosis
 from ..core.check import Fail, check, expect, expect_close, expect_finite, expect_shape, tensor
 from ..checks.batch_norm import (BETA2, BETA4, EPS, GAMMA2, GAMMA4, MOMENTUM, X2, X4, call_batch_norm,
                                  expect_attempted, run, situation, triple, zeros_ones)
@@ -23,27 +23,51 @@ from ..checks.batch_norm import (BETA2, BETA4, EPS, GAMMA2, GAMMA4, MOMENTUM, X2
 # moving statistics that are not the initial zeros/ones, so "uses them" and "returns them unchanged" show
 MOVING_MEAN = [0.5, -1.0, 2.0]
 MOVING_VAR = [4.0, 0.25, 1.0]
+# small moving variances: eps (1e-3 or 1e-5) is then a visible part of sqrt(moving_var + eps) in prediction
+SMALL_MOVING_VAR = [1e-4, 4e-3, 1e-2]
 
-MOMENTUM_HINT = ("Hint: d2l's momentum keeps `momentum` of the OLD value: moving = momentum * moving + "
-                 "(1 - momentum) * batch; PyTorch's nn.BatchNorm calls the weight of the NEW batch its momentum (0.1).")
+
+def moving(num_dims, var=MOVING_VAR):
+    return oracle.per_channel(MOVING_MEAN, num_dims), oracle.per_channel(var, num_dims)
 
 
-def moving(num_dims):
-    return oracle.per_channel(MOVING_MEAN, num_dims), oracle.per_channel(MOVING_VAR, num_dims)
+@check("batch_norm.from_scratch", "batch_norm", 1,
+       "computed from scratch: no PyTorch normalisation kernel", hidden=True)
+def from_scratch(student):
+    """Guards the exercise itself: batch_norm must compute the statistics and X_hat with tensor
+    arithmetic. The probe records PyTorch's own normalisation kernels (aten::native_batch_norm,
+    layer/instance/group norm) run during the call; any of them fails this check. First of the
+    hidden checks, so that delegating is what a delegating submission is told first."""
+    seen = set()
+    for is_training, X, gamma, beta in ((True, X2, GAMMA2, BETA2), (True, X4, GAMMA4, BETA4), (False, X4, GAMMA4, BETA4)):
+        mm, mv = moving(X.dim())
+        answer = call_batch_norm(student, is_training, X, gamma, beta, mm, mv, watch_norm_ops=True)
+        seen.update(answer["norm_ops"])
+        Y, _, _ = triple(answer["out"], situation(is_training, X))
+        expect_attempted(expect_shape(Y, X.shape, f"batch_norm ({situation(is_training, X)}): Y"), X,
+                         f"batch_norm ({situation(is_training, X)}): Y")
+    expect(not seen, f"batch_norm: PyTorch's own normalisation ran inside your function ({', '.join(sorted(seen))}). "
+           f"Expected none: this exercise asks you to write batch norm yourself (mean, variance, sqrt, "
+           f"arithmetic), without F.batch_norm, nn.BatchNorm*, torch.batch_norm or layer/instance/group norm.")
+
+
+def output_case(student, is_training, X, gamma, beta, mm, mv, eps=EPS, label="", elsewhere=frozenset()):
+    """One call against the oracle; a wrong Y is diagnosed (``autograder.reference.diagnosis``). A wrong Y
+    that the diagnosis puts down to one of the mistakes in ``elsewhere`` is left to the check
+    about that mistake."""
+    Y, _, _ = run(student, is_training, X, gamma, beta, mm, mv, eps)
+    what = f"batch_norm ({situation(is_training, X)}{label})"
+    y = expect_shape(Y, X.shape, f"{what}: Y", "Hint: Y has the shape of X.")
+    expect_finite(y, f"{what}: Y")
+    case = diagnosis.Case(is_training, X, gamma, beta, mm, mv, eps, MOMENTUM)
+    if elsewhere and diagnosis.identify(case, "Y", y) in elsewhere:
+        return
+    expect_close(y, diagnosis.compute(case)["Y"], f"{what}: Y", diagnosis.hint(case, "Y", y))
 
 
 def train_case(student, X, gamma, beta, eps=EPS):
     """Training mode against the oracle, with a diagnosis of a known mistake in the message."""
-    mm, mv = moving(X.dim())
-    Y, _, _ = run(student, True, X, gamma, beta, mm, mv, eps)
-    what = f"batch_norm ({situation(True, X)})"
-    y = expect_shape(Y, X.shape, f"{what}: Y", "Hint: Y has the shape of X.")
-    expect_finite(y, f"{what}: Y")
-    expected, _, _ = oracle.batch_norm_train(X, gamma, beta, eps)
-    hint = oracle.which_mistake(y, oracle.mistakes_train(X, gamma, beta, eps))
-    expect_close(y, expected, f"{what}: Y", f"Hint: {hint}." if hint else
-                 "Hint: per feature/channel, X_hat = (X - mean) / sqrt(var + eps) with the biased variance, "
-                 "then Y = gamma * X_hat + beta.")
+    output_case(student, True, X, gamma, beta, *moving(X.dim()), eps=eps)
 
 
 @check("batch_norm.train_stats_2d", "batch_norm", 2,
@@ -62,8 +86,8 @@ def train_stats_2d(student):
 def train_stats_4d(student):
     """Guards the convolutional case: one mean and one biased variance per CHANNEL, over
     the batch and both spatial dims (0, 2, 3), kept as (1, C, 1, 1) so they broadcast.
-    Catches statistics over dim 0 only (per pixel), over all dims, and unbiased variance
-    (24 values per channel: 4%)."""
+    Catches statistics over dim 0 only (per pixel), over all dims, per sample, channels
+    mixed by a reshape, and unbiased variance (24 values per channel: 4%)."""
     train_case(student, X4, GAMMA4, BETA4)
 
 
@@ -73,61 +97,60 @@ def constant_channel(student):
     """Guards eps's purpose: a feature/channel whose values are all equal has variance 0, so
     X_hat = 0 / sqrt(0 + eps) = 0 and Y = beta there. Without eps (or with the variance
     taken outside the batch) this is 0/0 = NaN. The constants are exact in float32 and
-    their mean is exact, so the expected output is exactly beta."""
-    X = X2.clone()
-    X[:, 1] = 1.5
-    train_case(student, X, GAMMA2, BETA2)
-    X = X4.clone()
-    X[:, 2] = -3.0
-    train_case(student, X, GAMMA4, BETA4)
+    their mean is exact, so the expected output is exactly beta. Only that feature/channel
+    is judged: the others are the other checks' business."""
+    for X, gamma, beta, c, value in ((X2, GAMMA2, BETA2, 1, 1.5), (X4, GAMMA4, BETA4, 2, -3.0)):
+        X = X.clone()
+        X[:, c] = value
+        mm, mv = moving(X.dim())
+        Y, _, _ = run(student, True, X, gamma, beta, mm, mv)
+        what = f"batch_norm ({situation(True, X)}, feature/channel {c} constant {value:g})"
+        y = expect_shape(Y, X.shape, f"{what}: Y", "Hint: Y has the shape of X.")[:, c]
+        case = diagnosis.Case(True, X, gamma, beta, mm, mv, EPS, MOMENTUM)
+        hint = diagnosis.hint(case, "Y", Y.value, otherwise="") or \
+            "Hint: X_hat = (X - mean) / sqrt(var + eps) is 0 / sqrt(eps) = 0 there, so Y = beta."
+        expect_finite(y, f"{what}: Y[:, {c}]")
+        expect_close(y, diagnosis.compute(case)["Y"][:, c], f"{what}: Y[:, {c}]", hint)
 
 
 @check("batch_norm.eps_inside_sqrt", "batch_norm", 1,
-       "training: eps is the argument given, added inside the square root", hidden=True)
+       "eps is the argument given, added inside the square root, in training and in prediction", hidden=True)
 def eps_inside_sqrt(student):
-    """Guards X_hat = (X - mean) / sqrt(var + eps) with the eps passed in. Features with
-    tiny variance (std 0.02 and 0.05) and eps = 1e-3 make the difference visible:
-    sqrt(var + eps) vs sqrt(var) + eps differ by 40-80%, and a hard-coded 1e-5 instead
-    of the argument changes X_hat by a factor of about 1.8."""
+    """Guards X_hat = (X - mean) / sqrt(var + eps) with the eps passed in, in both modes.
+    Training: features with tiny variance (std 0.02 and 0.05) and eps = 1e-3, where
+    sqrt(var + eps) and sqrt(var) + eps differ by 40-80% and a hard-coded 1e-5 changes
+    X_hat by a factor of about 1.8. Prediction: moving variances 1e-4, 4e-3 and 1e-2 with
+    eps = 1e-3 (2-D) and 1e-5 (4-D): leaving eps out, or putting it outside the square
+    root, changes Y by at least 5% on the first channel (at a moving variance near 1 it
+    would be 5e-6, invisible). A wrong Y that the diagnosis puts down to a mistake other
+    than eps's (e.g. batch statistics in prediction) is left to the check about it."""
     X = oracle.sample((8, 3), seed=21, scale=[0.02, 1.0, 0.05], shift=[0.2, 0.5, -0.1])
-    eps = 1e-3
     mm, mv = zeros_ones(3, 2)
-    Y, _, _ = run(student, True, X, GAMMA2, BETA2, mm, mv, eps)
-    what = f"batch_norm ({situation(True, X)}, eps={eps:g})"
-    y = expect_shape(Y, X.shape, f"{what}: Y")
-    expect_finite(y, f"{what}: Y")
-    expected, _, _ = oracle.batch_norm_train(X, GAMMA2, BETA2, eps)
-    candidates = oracle.mistakes_train(X, GAMMA2, BETA2, eps)
-    candidates["eps looks ignored (a fixed 1e-5?): use the eps argument you are given"] = \
-        oracle.batch_norm_train(X, GAMMA2, BETA2, 1e-5)[0]
-    hint = oracle.which_mistake(y, candidates)
-    expect_close(y, expected, f"{what}: Y",
-                 f"Hint: {hint}." if hint else "Hint: X_hat = (X - mean) / sqrt(var + eps), with the eps argument.")
+    output_case(student, True, X, GAMMA2, BETA2, mm, mv, eps=1e-3, label=", eps=0.001", elsewhere=diagnosis.NOT_ABOUT_EPS)
+    for X, gamma, beta, eps in ((X2, GAMMA2, BETA2, 1e-3), (X4, GAMMA4, BETA4, 1e-5)):
+        mm, mv = moving(X.dim(), SMALL_MOVING_VAR)
+        output_case(student, False, X, gamma, beta, mm, mv, eps=eps,
+                    label=f", eps={eps:g}, moving_var {SMALL_MOVING_VAR}", elsewhere=diagnosis.NOT_ABOUT_EPS)
 
 
-def steps(student, batches, momentum, start):
-    """Feed the returned moving statistics back in, batch after batch, and compare each step."""
+def steps(student, batches, momentum, start, elsewhere=frozenset()):
+    """Feed the returned moving statistics back in, batch after batch, and compare each step
+    with one step of the oracle from what went in (a wrong value is diagnosed). A value the
+    diagnosis puts down to one of the mistakes in ``elsewhere`` ends the sequence unjudged."""
     mm, mv = start
     gamma, beta = torch.ones_like(mm), torch.zeros_like(mm)
     for k, X in enumerate(batches, 1):
         _, mm_ret, mv_ret = run(student, True, X, gamma, beta, mm, mv, EPS, momentum)
-        _, exp_mm, exp_mv = oracle.train_steps(batches[:k], gamma, beta, start[0], start[1], EPS, momentum)
+        case = diagnosis.Case(True, X, gamma, beta, mm, mv, EPS, momentum)
+        expected = diagnosis.compute(case)
         what = f"batch_norm ({situation(True, X)}, momentum={momentum:g}): after step {k} of {len(batches)}"
-        for got, expected, name in ((mm_ret, exp_mm, "moving_mean"), (mv_ret, exp_mv, "moving_var")):
-            value = expect_shape(got, expected.shape, f"{what}: {name}",
-                                 "Hint: the moving statistics keep the shape they came in with.")
-            hint = MOMENTUM_HINT
-            if name == "moving_var":
-                _, var = oracle.batch_stats(X)
-                unbiased = oracle.moving_update(mv, var * (X.numel() // var.numel()) /
-                                                (X.numel() // var.numel() - 1), momentum)
-                if oracle.which_mistake(value, {"u": unbiased}):
-                    hint = ("Hint: this is the UNBIASED variance; d2l's moving_var averages the same biased "
-                            "variance used for normalising (PyTorch's running_var is the one that is unbiased).")
-            if oracle.which_mistake(value, {"same": (mm if name == "moving_mean" else mv)}):
-                hint = ("Hint: it did not change: in training mode compute moving = momentum * moving + "
-                        "(1 - momentum) * batch and return the new value.")
-            expect_close(value, expected, f"{what}: {name}", hint)
+        for got, name in ((mm_ret, "moving_mean"), (mv_ret, "moving_var")):
+            value = tensor(got, f"{what}: {name}")
+            if elsewhere and diagnosis.identify(case, name, value) in elsewhere:
+                return   # another check's mistake; the steps after it would start from its wrong state
+            hint = diagnosis.hint(case, name, value)
+            expect_shape(got, expected[name].shape, f"{what}: {name}", hint)
+            expect_close(value, expected[name], f"{what}: {name}", hint)
         mm, mv = mm_ret.value, mv_ret.value
 
 
@@ -148,10 +171,13 @@ def moving_average(student):
        "training: the momentum argument is used (values other than 0.9)", hidden=True)
 def momentum_argument(student):
     """Guards that momentum is a parameter, not a constant: two steps with momentum 0.6
-    (4-D) and one with 0.25 (2-D), from non-trivial moving statistics."""
+    (4-D) and one with 0.25 (2-D), from non-trivial moving statistics. A value the diagnosis
+    puts down to a mistake that is not about momentum (e.g. an unbiased variance) is left to
+    the checks about it."""
     b4 = [oracle.sample((2, 3, 3, 4), seed=50 + k, scale=[2.0, 0.5, 1.0], shift=[1.0, -3.0, 0.5]) for k in range(2)]
-    steps(student, b4, 0.6, moving(4))
-    steps(student, [oracle.sample((8, 3), seed=55, scale=[1.0, 2.0, 0.5], shift=[1.0, -2.0, 3.0])], 0.25, moving(2))
+    steps(student, b4, 0.6, moving(4), elsewhere=diagnosis.NOT_ABOUT_MOMENTUM)
+    steps(student, [oracle.sample((8, 3), seed=55, scale=[1.0, 2.0, 0.5], shift=[1.0, -2.0, 3.0])], 0.25, moving(2),
+          elsewhere=diagnosis.NOT_ABOUT_MOMENTUM)
 
 
 @check("batch_norm.moving_stats_detached", "batch_norm", 1,
@@ -178,36 +204,66 @@ def moving_stats_detached(student):
                    f"or every training step keeps the previous steps' graphs alive.")
 
 
+def judge_gradients(what, case, y, grads, outputs_at):
+    """Judge (dX, dgamma, dbeta) for a training-mode forward that returned ``y``: against autograd
+    of the formula the forward actually computed (the right one, or the known mistake the
+    diagnosis names: that mistake is the forward checks' business, not this one's); a forward
+    no known formula explains is judged by finite differences of the student's own output.
+    Returns a note for the student, or ''. Tolerance atol 1e-4 + rtol 1e-3."""
+    for got, name in zip(grads, ("X", "gamma", "beta")):
+        if got is None:
+            raise Fail(f"{what} w.r.t. {name}: none arrived. Hint: Y = gamma * X_hat + beta must use the "
+                       f"gamma and beta passed in (not a copy or .data), and X_hat must come from X.")
+    values = [tensor(got, f"{what} w.r.t. {name}") for got, name in zip(grads, ("X", "gamma", "beta"))]
+    expect_attempted(y, case.X, f"{what}: output Y")
+    base = diagnosis.forward_mistake(case, y)
+    if base and base[0] in diagnosis.NO_BATCH_STATISTICS:
+        raise Fail(f"{what}: the output is not normalised with the batch statistics "
+                   f"({diagnosis.MISTAKES[base[0]].format(**diagnosis.words(case))}), so there is no gradient through "
+                   f"them to check. Hint: " + diagnosis.formula(case, "Y") + ".")
+    if base is None:
+        expect_finite(y, f"{what}: output Y")
+        found = diagnosis.numeric_mismatch(outputs_at, case.X, case.gamma, case.beta, case.grad_output, values)
+        if found:
+            label, analytic, numeric = found
+            raise Fail(f"{what}: along {label}, your gradients give a rate of change of sum(g * Y) of {analytic:.6g}, "
+                       f"but your own output changes at the rate {numeric:.6g} (finite differences). Hint: the gradient "
+                       f"must be the derivative of what your code computes; "
+                       + diagnosis.formula(case, "dX") + ".")
+        return "gradients agree with finite differences of your own output"
+    expected = diagnosis.compute(case, base)
+    for value, quantity, name in zip(values, ("dX", "dgamma", "dbeta"), ("X", "gamma", "beta")):
+        expect_close(value, expected[quantity], f"{what} w.r.t. {name}",
+                     diagnosis.hint(case, quantity, value, rtol=1e-3, atol=1e-4, base=base), rtol=1e-3, atol=1e-4)
+    return (f"gradients right for what your forward pass computes (with {diagnosis.NAMES[base[0]]}, a mistake "
+            f"the checks of the forward pass judge)") if base else ""
+
+
 @check("batch_norm.gradient_through_stats", "batch_norm", 2,
        "training: gradients flow through the batch mean and variance", hidden=True)
 def gradient_through_stats(student):
     """Guards backpropagation through batch norm: dL/dX has three paths (directly, through
     the mean, through the variance), so X_hat must be built from the batch statistics
-    WITH their graph. Compared with autograd on the float64 oracle: dX, dgamma, dbeta,
-    atol 1e-4 + rtol 1e-3 (float32 sums of 8 and 24 terms)."""
+    WITH their graph (or a hand-written backward must have all three). Compared with
+    autograd in float64 of the formula the forward pass computed (so a mistake in the
+    forward pass is not counted here): dX, dgamma, dbeta, atol 1e-4 + rtol 1e-3."""
+    notes = []
     for X, gamma, beta, seed in ((X2, GAMMA2, BETA2, 60), (X4, GAMMA4, BETA4, 61)):
         g = oracle.sample(tuple(X.shape), seed=seed)
         mm, mv = zeros_ones(X.shape[1], X.dim())
         answer = call_batch_norm(student, True, X, gamma, beta, mm, mv, grad_args=[1, 2, 3], grad_output=g, out_index=0)
         what = f"batch_norm ({situation(True, X)}): gradient"
-        triple(answer["out"], situation(True, X))
-        grads = answer["grads"]
-        if grads == "no-graph":
+        Y, _, _ = triple(answer["out"], situation(True, X))
+        y = expect_shape(Y, X.shape, f"batch_norm ({situation(True, X)}): Y")
+        if answer["grads"] == "no-graph":
             raise Fail(f"{what}: Y does not require grad although X, gamma and beta do. "
                        f"Hint: do not compute Y under torch.no_grad() or from X.detach() / .data.")
-        expected = oracle.train_grads(X, gamma, beta, EPS, g)
-        hints = {"the gradient skips the path through the mean: do not detach the batch mean used for X_hat":
-                 oracle.train_grads(X, gamma, beta, EPS, g, detach_mean=True)[0],
-                 "the gradient skips the path through the variance: do not detach the batch variance used for X_hat":
-                 oracle.train_grads(X, gamma, beta, EPS, g, detach_var=True)[0]}
-        for k, (got, exp, name) in enumerate(zip(grads, expected, ("X", "gamma", "beta"))):
-            if got is None:
-                raise Fail(f"{what} w.r.t. {name}: none arrived. Hint: Y = gamma * X_hat + beta must use the "
-                           f"gamma and beta passed in, and X_hat must come from X.")
-            value = tensor(got, f"{what} w.r.t. {name}")
-            hint = oracle.which_mistake(value, hints, rtol=1e-3, atol=1e-4) if k == 0 else ""
-            expect_close(value, exp, f"{what} w.r.t. {name}", f"Hint: {hint}." if hint else
-                         "Hint: let autograd see the whole computation, statistics included.", rtol=1e-3, atol=1e-4)
+        case = diagnosis.Case(True, X, gamma, beta, mm, mv, EPS, MOMENTUM, grad_output=g)
+
+        def outputs_at(points, mm=mm, mv=mv):
+            return [tensor(run(student, True, Xp, gp, bp, mm, mv)[0], "batch_norm: Y") for Xp, gp, bp in points]
+        notes.append(judge_gradients(what, case, y, answer["grads"], outputs_at))
+    return "; ".join(sorted({n for n in notes if n}))
 
 
 @check("batch_norm.predict_uses_moving_stats", "batch_norm", 2,
@@ -221,16 +277,13 @@ def predict_uses_moving_stats(student):
         Y, mm_ret, mv_ret = run(student, False, X, gamma, beta, mm, mv)
         what = f"batch_norm ({situation(False, X)})"
         y = expect_shape(Y, X.shape, f"{what}: Y")
-        expected = oracle.batch_norm_predict(X, gamma, beta, mm, mv, EPS)
-        uses_batch = oracle.which_mistake(y, {"b": oracle.batch_norm_train(X, gamma, beta, EPS)[0]})
-        expect_close(y, expected, f"{what}: Y",
-                     "Hint: this is normalised with the BATCH statistics; in prediction mode use the moving_mean and "
-                     "moving_var passed in." if uses_batch else
-                     "Hint: in prediction mode, X_hat = (X - moving_mean) / sqrt(moving_var + eps).")
+        case = diagnosis.Case(False, X, gamma, beta, mm, mv, EPS, MOMENTUM)
+        expect_close(y, diagnosis.compute(case)["Y"], f"{what}: Y", diagnosis.hint(case, "Y", y))
         for got, given, name in ((mm_ret, mm, "moving_mean"), (mv_ret, mv, "moving_var")):
-            expect_close(got, given, f"{what}: returned {name}",
-                         "Hint: prediction mode must return the moving statistics unchanged; only training updates them.",
-                         rtol=0, atol=1e-7)
+            value = tensor(got, f"{what}: returned {name}")
+            expect_close(value, given, f"{what}: returned {name}", diagnosis.hint(
+                case, name, value, rtol=0, atol=1e-7, otherwise="Hint: prediction mode must return the moving "
+                "statistics unchanged; only training updates them."), rtol=0, atol=1e-7)
 
 
 @check("batch_norm.predict_independent_of_batch", "batch_norm", 1,
@@ -247,25 +300,7 @@ def predict_independent_of_batch(student):
         y_all = expect_shape(Y_all, X.shape, f"{what}: Y")
         expect_attempted(y_all, X, f"{what}: Y")
         row = y_all[i:i + 1]
-        expect_close(Y_one, row, f"batch_norm (prediction, sample {i} alone vs in its batch): Y",
-                     "Hint: a prediction must not depend on which other samples share the batch; "
-                     "use the moving statistics, not the batch's.", rtol=0, atol=1e-6)
-
-
-@check("batch_norm.from_scratch", "batch_norm", 1,
-       "computed from scratch: no PyTorch normalisation kernel", hidden=True)
-def from_scratch(student):
-    """Guards the exercise itself: batch_norm must compute the statistics and X_hat with tensor
-    arithmetic. The probe records PyTorch's own normalisation kernels (aten::native_batch_norm,
-    layer/instance/group norm) run during the call; any of them fails this check."""
-    seen = set()
-    for is_training, X, gamma, beta in ((True, X2, GAMMA2, BETA2), (True, X4, GAMMA4, BETA4), (False, X4, GAMMA4, BETA4)):
-        mm, mv = moving(X.dim())
-        answer = call_batch_norm(student, is_training, X, gamma, beta, mm, mv, watch_norm_ops=True)
-        seen.update(answer["norm_ops"])
-        Y, _, _ = triple(answer["out"], situation(is_training, X))
-        expect_attempted(expect_shape(Y, X.shape, f"batch_norm ({situation(is_training, X)}): Y"), X,
-                         f"batch_norm ({situation(is_training, X)}): Y")
-    expect(not seen, f"batch_norm: PyTorch's own normalisation ran inside your function ({', '.join(sorted(seen))}). "
-           f"Expected none: this exercise asks you to write batch norm yourself (mean, variance, sqrt, "
-           f"arithmetic), without F.batch_norm, nn.BatchNorm*, torch.batch_norm or layer/instance/group norm.")
+        case = diagnosis.Case(False, X, gamma, beta, mm, mv, EPS, MOMENTUM)
+        expect_close(Y_one, row, f"batch_norm (prediction, sample {i} alone vs in its batch): Y", diagnosis.hint(
+            case, "Y", y_all, otherwise="Hint: a prediction must not depend on which other samples share the "
+            "batch; use the moving statistics, not the batch's."), rtol=0, atol=1e-6)

@@ -1,30 +1,35 @@
 """Hidden checks of ``BatchNorm(num_features, num_dims)``: state, modes, moving averages, gradients, from scratch.
 
-The module keeps gamma/beta as parameters and the moving statistics as buffers
-or plain attributes (found by ``checks.batchnorm_module.moving_stats``); its mode
+The module keeps gamma/beta as parameters and the moving statistics as buffers,
+plain attributes or frozen parameters (found by ``checks.batchnorm_module.moving_stats``); its mode
 follows ``self.training`` (``train()`` / ``eval()``), NOT ``torch.is_grad_enabled()``;
 eps = 1e-5 and momentum = 0.9 in d2l's convention (see ``autograder/oracle.py``).
 The grader first asks a fresh module's state for its tensors' names and shapes
 (once per submission and size, ``layout_of``); each check then builds a fresh
 module (same seed) and sets gamma, beta or the moving statistics to non-trivial
 values through those names, so each check is about one behaviour only. Tolerance for values:
-atol 1e-5 + rtol 1e-4·|expected| against the float64 oracle unless stated.
+atol 1e-5 + rtol 1e-4·|expected| against the float64 oracle unless stated; a wrong value is
+diagnosed by ``autograder.reference.diagnosis`` (the same family of known mistakes as for batch_norm).
 """
 import weakref
 
 import torch
 
-from ..reference import batch_norm as oracle
+from ..reference import batch_norm as oracle, diagnosis
 from ..core.check import Fail, check, expect, expect_close, expect_finite, expect_shape, tensor
 from ..checks.batch_norm import BETA2, BETA4, GAMMA2, GAMMA4, X2, X4, expect_attempted
-from ..checks.batchnorm_module import CASES, build, forward_op, moving_stats, name_of, parameters, state_op
+from ..checks.batchnorm_module import (CASES, build, candidates, find_moving_stats, forward_op, name_of, parameters,
+                                       state_op)
+from ..core.student import Returned
+from .batch_norm import judge_gradients
 
 EPS, MOMENTUM = 1e-5, 0.9
 MOVING_MEAN = [0.5, -1.0, 2.0]
 MOVING_VAR = [4.0, 0.25, 1.0]
+EVAL_MOVING_VAR = [4.0, 0.25, 2e-3]   # a small one: eps left out or outside the sqrt in eval mode shows (0.25%)
 INPUTS = {2: (X2, GAMMA2, BETA2), 4: (X4, GAMMA4, BETA4)}
-MOMENTUM_HINT = ("Hint: BatchNorm uses momentum=0.9 in d2l's convention: moving = 0.9 * moving + 0.1 * batch "
-                 "(PyTorch's momentum=0.1 is the weight of the NEW batch; it is a different formula).")
+CASES_AND_INPUTS = tuple((num_features, num_dims, INPUTS[num_dims][0]) for num_features, num_dims in CASES)
+TINY_VAR_X2 = oracle.sample((8, 3), seed=23, scale=[0.01, 1.0, 0.03], shift=[0.5, 0.0, -0.2])
 GRAD_MODE_HINT = ("Hint: switch on self.training (set by model.train() / model.eval()), not on "
                   "torch.is_grad_enabled(): people run training-mode steps under no_grad and evaluate with grad on.")
 
@@ -37,7 +42,7 @@ class Layout:
         self.what = name_of(num_features, num_dims)
         self.num_features, self.num_dims = num_features, num_dims
         self.gamma, self.beta = parameters(state, num_features, num_dims, strict=False)
-        self.mean, self.var = moving_stats(state, num_features, num_dims, strict=False)
+        self.mean, self.var = find_moving_stats(student, num_features, num_dims, state, strict=False)
         found = {**state["params"], **state["tensor_attrs"], **state["buffers"]}
         self.shapes = {}
         for name in (self.gamma, self.beta, self.mean, self.var):
@@ -91,17 +96,30 @@ def per_channel(values, num_dims):
     return oracle.per_channel(values, num_dims).double()
 
 
+def zeros_ones_like(t):
+    return torch.zeros_like(t), torch.ones_like(t)
+
+
+def module_case(training, num_dims, gamma, beta, mean=MOVING_MEAN, var=MOVING_VAR, grad_output=None):
+    """What one forward of the module was given, for ``autograder.reference.diagnosis`` (eps 1e-5, momentum 0.9)."""
+    X = INPUTS[num_dims][0]
+    return diagnosis.Case(training, X, gamma, beta, per_channel(mean, num_dims), per_channel(var, num_dims), EPS,
+                          MOMENTUM, module=True, grad_output=grad_output)
+
+
 @check("BatchNorm.moving_stats_init", "BatchNorm", 1,
        "moving mean starts at zeros, moving variance at ones, shape (1, C) or (1, C, 1, 1), not trainable", hidden=True)
 def moving_stats_init(student):
     """Guards the initial state: moving_mean = 0 and moving_var = 1 (a fresh model in eval()
     then computes X / sqrt(1 + eps), not X / sqrt(eps)), with gamma's shape so they
-    broadcast, and no gradient (they are running averages, not learned)."""
+    broadcast, and no gradient (they are running averages, not learned). Plain attributes,
+    buffers and frozen parameters (requires_grad=False) all pass; the last with a note."""
+    note = ""
     for num_features, num_dims in ((4, 2), (5, 4)):
         what = name_of(num_features, num_dims)
         (state,) = build(student, num_features, num_dims, [state_op()])
-        mean, var = moving_stats(state, num_features, num_dims)
-        found = {**state["tensor_attrs"], **state["buffers"]}
+        mean, var = find_moving_stats(student, num_features, num_dims, state)
+        found = candidates(state)
         shape = oracle.param_shape(num_features, num_dims)
         for name, fill, label in ((mean, 0.0, "zeros"), (var, 1.0, "ones")):
             value = expect_shape(found[name], shape, f"{what}: {name}",
@@ -111,6 +129,12 @@ def moving_stats_init(student):
                          f"(a variance of 0 would make a fresh model in eval() divide by sqrt(eps)).", rtol=0, atol=0)
             expect(not found[name].requires_grad, f"{what}: {name} requires grad; the moving statistics are not "
                    f"learned. Hint: a plain tensor or register_buffer(...), not nn.Parameter.")
+        frozen = [n for n in (mean, var) if n in state["params"]]
+        if frozen:
+            note = (f"{', '.join(frozen)}: frozen nn.Parameters (requires_grad=False) work; d2l keeps the moving "
+                    f"statistics out of parameters() (plain tensors or register_buffer), because every Parameter "
+                    f"appears in model.parameters() and so in the optimiser's parameter list.")
+    return note
 
 
 @check("BatchNorm.train_forward", "BatchNorm", 2,
@@ -118,18 +142,21 @@ def moving_stats_init(student):
 def train_forward(student):
     """Guards forward() in training mode with non-trivial gamma/beta set into the parameters:
     the layer must use its own gamma/beta, the batch statistics, eps = 1e-5, and give the
-    input's shape for both num_dims (a layer that always builds (1, C, 1, 1) fails on 2-D)."""
-    for num_features, num_dims in CASES:
-        X, gamma, beta = INPUTS[num_dims]
+    input's shape for both num_dims (a layer that always builds (1, C, 1, 1) fails on 2-D).
+    A third input has features of tiny variance (std 0.01 and 0.03), where eps = 1e-5 is a
+    visible part of sqrt(var + eps): eps left out or added to the standard deviation
+    (X - mean) / (std + eps) changes the output by 5% there."""
+    for num_features, num_dims, X in CASES_AND_INPUTS + ((3, 2, TINY_VAR_X2),):
+        _, gamma, beta = INPUTS[num_dims]
         layout = layout_of(student, num_features, num_dims)
         results = build(student, num_features, num_dims, layout.set_params(gamma, beta) + [forward_op(X)])
         what = f"{layout.what} forward (training mode, input {tuple(X.shape)})"
         y = expect_shape(results[-1]["y"], X.shape, f"{what}: output")
         expect_finite(y, f"{what}: output")
-        expected, _, _ = oracle.batch_norm_train(X, gamma, beta, EPS)
-        hint = oracle.which_mistake(y, oracle.mistakes_train(X, gamma, beta, EPS))
-        expect_close(y, expected, f"{what}: output", f"Hint: {hint}." if hint else
-                     "Hint: pass self.gamma, self.beta, eps=1e-5 and is_training=self.training to batch_norm.")
+        case = diagnosis.Case(True, X, gamma, beta, *zeros_ones_like(gamma), module=True)
+        expect_close(y, diagnosis.compute(case)["Y"], f"{what}: output", diagnosis.hint(case, "Y", y) + (
+            "" if diagnosis.identify(case, "Y", y) else " BatchNorm passes self.gamma, self.beta, eps=1e-5 and "
+            "is_training=self.training to batch_norm."))
 
 
 @check("BatchNorm.updates_moving_stats", "BatchNorm", 2,
@@ -150,14 +177,16 @@ def updates_moving_stats(student):
         ones = torch.ones(oracle.param_shape(num_features, num_dims), dtype=torch.float64)
         start = (per_channel(MOVING_MEAN, num_dims), per_channel(MOVING_VAR, num_dims))
         for k, state in ((1, results[3]), (3, results[6])):
+            # the step that led here, from the right state before it (the first step's is the start)
+            _, before_mean, before_var = oracle.train_steps(batches[:k - 1], ones, ones * 0, start[0], start[1],
+                                                            EPS, MOMENTUM)
+            case = diagnosis.Case(True, batches[k - 1], ones, ones * 0, before_mean, before_var, EPS, MOMENTUM,
+                                  module=True)
             _, exp_mean, exp_var = oracle.train_steps(batches[:k], ones, ones * 0, start[0], start[1], EPS, MOMENTUM)
             label = f"after {k} training-mode forward{'s' if k > 1 else ''}"
-            for (name, _, got), expected, init in zip(layout.moving_from(state, label), (exp_mean, exp_var), start):
-                hint = MOMENTUM_HINT
-                if oracle.which_mistake(got, {"same": init}):
-                    hint = ("Hint: it still has its value from before: forward must store what batch_norm returns, "
-                            "e.g. Y, self.moving_mean, self.moving_var = batch_norm(...).")
-                expect_close(got, expected, f"{layout.what}: {label}, {name}", hint)
+            for (name, _, got), expected, quantity in zip(layout.moving_from(state, label), (exp_mean, exp_var),
+                                                          ("moving_mean", "moving_var")):
+                expect_close(got, expected, f"{layout.what}: {label}, {name}", diagnosis.hint(case, quantity, got))
 
 
 @check("BatchNorm.eval_uses_moving_stats", "BatchNorm", 2,
@@ -165,21 +194,24 @@ def updates_moving_stats(student):
 def eval_uses_moving_stats(student):
     """Guards prediction after model.eval(): with moving statistics and gamma/beta set to
     non-trivial values, the output is gamma * (X - moving_mean) / sqrt(moving_var + eps) + beta,
-    and one sample alone gives the same output as inside its batch (atol 1e-6)."""
+    and one sample alone gives the same output as inside its batch (atol 1e-6). One moving
+    variance is small (2e-3), so eps left out or put outside the square root shows (0.25%)."""
     for num_features, num_dims in CASES:
         X, gamma, beta = INPUTS[num_dims]
         layout = layout_of(student, num_features, num_dims)
-        ops = layout.set_params(gamma, beta) + layout.set_moving() + [{"op": "eval"}, forward_op(X), forward_op(X[1:2].clone())]
+        ops = layout.set_params(gamma, beta) + layout.set_moving(var=EVAL_MOVING_VAR) + \
+            [{"op": "eval"}, forward_op(X), state_op(), forward_op(X[1:2].clone())]
         results = build(student, num_features, num_dims, ops)
         what = f"{layout.what} forward (eval mode, input {tuple(X.shape)})"
-        y = expect_shape(results[-2]["y"], X.shape, f"{what}: output")
-        expected = oracle.batch_norm_predict(X, gamma, beta, per_channel(MOVING_MEAN, num_dims),
-                                             per_channel(MOVING_VAR, num_dims), EPS)
-        batch_stats = oracle.which_mistake(y, {"b": oracle.batch_norm_train(X, gamma, beta, EPS)[0]})
-        expect_close(y, expected, f"{what}: output",
-                     "Hint: after model.eval() (self.training is False) normalise with the moving statistics, not the "
-                     "batch's." if batch_stats else "Hint: in eval mode, use the stored moving_mean and moving_var.")
+        y = expect_shape(results[-3]["y"], X.shape, f"{what}: output")
+        case = module_case(False, num_dims, gamma, beta, var=EVAL_MOVING_VAR)
+        expect_close(y, diagnosis.compute(case)["Y"], f"{what}: output", diagnosis.hint(case, "Y", y))
+        changed = [name for (name, _, got), given in zip(layout.moving_from(results[-2], "after a forward in eval mode"),
+                                                          (MOVING_MEAN, EVAL_MOVING_VAR))
+                   if not torch.allclose(got.double(), per_channel(given, num_dims), rtol=0, atol=1e-7)]
         expect_close(results[-1]["y"], y[1:2], f"{layout.what} (eval mode, sample 1 alone vs in its batch): output",
+                     f"Hint: the eval-mode forward changed {' and '.join(changed)}, so the next sample was normalised "
+                     f"with other statistics; eval mode must leave the moving statistics unchanged." if changed else
                      "Hint: in eval mode a sample's output must not depend on the rest of the batch.", rtol=0, atol=1e-6)
 
 
@@ -245,7 +277,10 @@ def follows_train_flag(student):
 def parameters_trainable(student):
     """Guards learning: after a training-mode forward and backward of a fixed upstream gradient,
     gamma.grad = sum(g * X_hat), beta.grad = sum(g) over the batch (and spatial) dims, and
-    X.grad matches autograd on the float64 oracle (atol 1e-4 + rtol 1e-3)."""
+    X.grad matches autograd in float64 of the formula the forward pass computed (so a mistake
+    in the forward pass is not counted here; an unknown one is judged by finite differences
+    of the module's own output), atol 1e-4 + rtol 1e-3."""
+    notes = []
     for num_features, num_dims in CASES:
         X, gamma, beta = INPUTS[num_dims]
         g = oracle.sample(tuple(X.shape), seed=90 + num_dims)
@@ -253,21 +288,32 @@ def parameters_trainable(student):
         results = build(student, num_features, num_dims, layout.set_params(gamma, beta) + [forward_op(X, grad_output=g)])
         what = f"{layout.what} (training mode, input {tuple(X.shape)}): gradient"
         result = results[-1]
+        y = expect_shape(result["y"], X.shape, f"{layout.what} forward (training mode, input {tuple(X.shape)}): output")
         if result["x_grad"] == "no-graph":
             raise Fail(f"{what}: the output has no autograd graph. Hint: do not detach X or use .data; "
                        f"gamma and beta must be nn.Parameters used in the output.")
-        exp_x, exp_gamma, exp_beta = oracle.train_grads(X, gamma, beta, EPS, g)
-        for name, exp in ((layout.gamma, exp_gamma), (layout.beta, exp_beta)):
+        grads = [result["x_grad"]]
+        for name in (layout.gamma, layout.beta):
             got = result["param_grads"].get(name)
             if got is None:
                 raise Fail(f"{what} w.r.t. {name}: none arrived. Hint: use self.{name} itself in the output "
                            f"(not a copy or .data), so the optimiser can train it.")
             value = tensor(got, f"{what} w.r.t. {name}")
-            expect_close(value.reshape(exp.shape), exp, f"{what} w.r.t. {name}",
-                         "Hint: Y = gamma * X_hat + beta with the module's own parameters.", rtol=1e-3, atol=1e-4)
-        expect_close(result["x_grad"], exp_x, f"{what} w.r.t. the input",
-                     "Hint: the gradient must flow through the batch mean and variance: do not detach them when "
-                     "normalising (detach only what you store as moving statistics).", rtol=1e-3, atol=1e-4)
+            grads.append(Returned(value.reshape(gamma.shape), False, False, "cpu") if value.numel() == gamma.numel()
+                         else got)
+        notes.append(judge_gradients(
+            what, module_case(True, num_dims, gamma, beta, grad_output=g), y, grads,
+            lambda points, n=num_features, d=num_dims, lay=layout: outputs_at(student, n, d, lay, points)))
+    return "; ".join(sorted({n for n in notes if n}))
+
+
+def outputs_at(student, num_features, num_dims, layout, points):
+    """The module's training-mode outputs for each (X, gamma, beta) in ``points``, from one fresh module."""
+    ops = []
+    for X, gamma, beta in points:
+        ops += layout.set_params(gamma, beta) + [forward_op(X)]
+    results = build(student, num_features, num_dims, ops)
+    return [tensor(r["y"], f"{layout.what} forward: output") for r in results if r is not None]
 
 
 @check("BatchNorm.moving_stats_detached", "BatchNorm", 1,
@@ -308,3 +354,57 @@ def from_scratch(student):
     expect(not seen, f"BatchNorm: PyTorch's own normalisation ran inside your module ({', '.join(sorted(seen))}). "
            f"Expected none: write forward() with your batch_norm function, not nn.BatchNorm1d/2d, F.batch_norm "
            f"or layer/instance/group norm.")
+
+
+DEVICE_HINT = ("Hint: model.to(device) and .cuda() move parameters and registered buffers, not plain tensor "
+               "attributes: register the moving statistics with self.register_buffer(...), or move them to X.device "
+               "in forward, as d2l does (if self.moving_mean.device != X.device: ...). On a GPU this is the error "
+               "'Expected all tensors to be on the same device'.")
+
+
+def judge_placement(layout, X, when, result):
+    """One forward on the meta device: Fail if it raised about devices, or if gamma, beta or the
+    moving statistics are not on meta afterwards; a note if it raised for another reason."""
+    what = f"{layout.what}.to('meta'), {when} on a meta input of shape {tuple(X.shape)}"
+    where = result["placement"]
+    left = [f"{n} (on {where.get(n, 'no longer a tensor')})" for n in (layout.gamma, layout.beta, layout.mean, layout.var)
+            if where.get(n) != "meta"]
+    error = result["error"]
+    if left or (error and "device" in error.lower()):
+        raise Fail(f"{what}: {'raised ' + error if error else 'ran'}"
+                   f"{'; not on the input device afterwards: ' + ', '.join(left) if left else ''}. {DEVICE_HINT}")
+    if error:
+        return (f"{when} on the meta device raised {error.split(':')[0]} (not about devices; meta tensors "
+                f"hold no values), but your tensors moved with the module")
+    expect(result["y_device"] == "meta" and result["y_shape"] == list(X.shape),
+           f"{what}: the output is {'on ' + str(result['y_device']) if result['y_device'] else 'not a tensor'}"
+           f"{' with shape ' + str(tuple(result['y_shape'])) if result['y_shape'] else ''}; expected a meta tensor of "
+           f"shape {tuple(X.shape)}. Hint: create no new tensors on a fixed device in forward; use X.device.")
+    return ""
+
+
+@check("BatchNorm.follows_device", "BatchNorm", 1,
+       "after .to(device), forward runs on that device, moving statistics included (no GPU needed)", hidden=True)
+def follows_device(student):
+    """Guards the classic device bug: module.to(device) moves parameters and registered buffers,
+    not plain tensor attributes, so moving statistics kept as plain attributes must be moved to
+    X's device in forward (d2l's way) or registered as buffers; otherwise the first forward on a
+    GPU raises. Checked on every machine with PyTorch's meta device (shapes, no data), which
+    behaves like a GPU here: BatchNorm(3, 2) and BatchNorm(3, 4) after .to('meta') must run a
+    training-mode and then an eval-mode forward on a meta input, and a fresh one an eval-mode
+    forward straight away (statistics moved only in the training branch fail that), give a
+    meta output of X's shape and
+    hold gamma, beta and the moving statistics on meta afterwards. An error that is not about
+    devices (e.g. .item(), which meta tensors cannot do) is not counted when the tensors moved."""
+    notes = []
+    for num_features, num_dims in CASES:
+        X = INPUTS[num_dims][0]
+        layout = layout_of(student, num_features, num_dims)
+        to_meta, on_meta = {"op": "to", "device": "meta"}, {"op": "forward_on", "x": X, "device": "meta"}
+        trained = build(student, num_features, num_dims, [to_meta, on_meta, {"op": "eval"}, on_meta])
+        # eval() straight after .to(): as when a trained model is loaded and evaluated
+        fresh = build(student, num_features, num_dims, [to_meta, {"op": "eval"}, on_meta])
+        for when, result in (("a training-mode forward", trained[1]), ("then an eval-mode forward", trained[3]),
+                             ("an eval-mode forward straight away (no training forward first)", fresh[2])):
+            notes.append(judge_placement(layout, X, when, result))
+    return "; ".join(sorted({n for n in notes if n}))

@@ -104,6 +104,7 @@ def state(module):
         "buffers": {n: to_plain(b) for n, b in module.named_buffers() if b is not None},
         "tensor_attrs": tensor_attributes(module),
         "num_modules": sum(1 for _ in module.modules()),
+        "torch_norm_layers": [n for n, m in module.named_modules() if isinstance(m, nn.modules.batchnorm._NormBase)],
     }
 
 
@@ -170,6 +171,9 @@ def run_op(module, op):
         return None
     if kind == "devices":
         return ["cpu", "meta"] + (["cuda"] if torch.cuda.is_available() else [])
+    if kind == "forward_on":
+        from .device_probe import forward_on
+        return forward_on(module, op)
     raise ProbeError(f"unknown module operation {kind!r}")
 
 
