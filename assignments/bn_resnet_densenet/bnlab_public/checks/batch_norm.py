@@ -11,7 +11,7 @@ checks name and far above float32 rounding for inputs of this size.
 """
 import torch
 
-from ..reference import batch_norm as oracle
+from ..reference import batch_norm as oracle, diagnosis
 from ..core.check import Fail, StudentError, check, describe, expect, expect_close, expect_finite, expect_shape, tensor
 
 EPS = 1e-5
@@ -81,13 +81,16 @@ def returns_triple(student):
     with, (1, C) for 2-D input and (1, C, 1, 1) for 4-D input, so BatchNorm can store them back."""
     for X in (X2, X4):
         mm, mv = zeros_ones(X.shape[1], X.dim())
-        Y, new_mm, new_mv = run(student, True, X, torch.ones_like(mm), torch.zeros_like(mm), mm, mv)
+        gamma, beta = torch.ones_like(mm), torch.zeros_like(mm)
+        Y, new_mm, new_mv = run(student, True, X, gamma, beta, mm, mv)
         what = f"batch_norm ({situation(True, X)})"
         expect_shape(Y, X.shape, f"{what}: Y", "Hint: Y = gamma * X_hat + beta has the shape of X.")
+        case = diagnosis.Case(True, X, gamma, beta, mm, mv, EPS, MOMENTUM)
         for value, name in ((new_mm, "moving_mean"), (new_mv, "moving_var")):
-            expect_shape(value, mm.shape, f"{what}: returned {name}",
-                         "Hint: the moving statistics keep the shape of gamma: keep dims when you average "
-                         "(keepdim=True for 4-D), so moving = momentum * moving + (1 - momentum) * batch broadcasts to it.")
+            expect_shape(value, mm.shape, f"{what}: returned {name}", diagnosis.hint(
+                case, name, tensor(value, f"{what}: returned {name}"), otherwise=(
+                    "Hint: the moving statistics keep the shape of gamma: keep dims when you average "
+                    "(keepdim=True for 4-D), so moving = momentum * moving + (1 - momentum) * batch broadcasts to it.")))
 
 
 @check("batch_norm.train_output_normalised", "batch_norm", 1,
@@ -96,7 +99,7 @@ def train_output_normalised(student):
     """Guards the core of batch norm on a fully-connected input: per feature, over the batch
     (dim 0), X_hat = (X - mean) / sqrt(var + eps) with the biased variance, then
     Y = gamma * X_hat + beta. So each column of Y has mean beta and (biased) standard
-    deviation gamma * sqrt(var / (var + eps)) ≈ gamma."""
+    deviation gamma * sqrt(var / (var + eps)) ≈ gamma. A known mistake is named first."""
     mm, mv = zeros_ones(3, 2)
     Y, _, _ = run(student, True, X2, GAMMA2, BETA2, mm, mv)
     what = f"batch_norm ({situation(True, X2)})"
@@ -104,6 +107,9 @@ def train_output_normalised(student):
     expect(bool(torch.isfinite(y).all()), f"{what}: Y contains NaN or infinite values. "
            "Hint: divide by sqrt(var + eps), not by sqrt(var).")
     expected, mean, var = oracle.batch_norm_train(X2, GAMMA2, BETA2, EPS)
+    case = diagnosis.Case(True, X2, GAMMA2, BETA2, mm, mv, EPS, MOMENTUM)
+    if diagnosis.identify(case, "Y", y):
+        expect_close(y, expected, f"{what}: Y", diagnosis.hint(case, "Y", y))
     expect_close(y.mean(dim=0, keepdim=True), expected.mean(dim=0, keepdim=True), f"{what}: mean of each column of Y",
                  "Hint: subtract the per-feature batch mean (X.mean(dim=0)); the mean of Y should then be beta.",
                  rtol=1e-4, atol=1e-4)
@@ -111,5 +117,4 @@ def train_output_normalised(student):
     expect_close(std, (GAMMA2.double() * torch.sqrt(var / (var + EPS))), f"{what}: standard deviation of each column of Y",
                  "Hint: divide by sqrt(var + eps) with the BIASED variance over dim 0 (divide by N, not N - 1), "
                  "then scale by gamma.", rtol=1e-4, atol=1e-4)
-    hint = oracle.which_mistake(y, oracle.mistakes_train(X2, GAMMA2, BETA2, EPS))
-    expect_close(y, expected, f"{what}: Y", f"Hint: {hint}." if hint else "")
+    expect_close(y, expected, f"{what}: Y", diagnosis.hint(case, "Y", y))

@@ -19,10 +19,31 @@ TRANSITION_HINT = ("transition_block: BN → ReLU → conv1x1(in_channels → ou
                    "stride=2), which halves height and width.")
 
 
+def shape_diagnosis(name, args, y, out_shape, hint):
+    """A hint that names what a wrong number of output channels says (same height and width expected)."""
+    got = getattr(getattr(y, "value", None), "shape", None)
+    if got is None or len(got) != 4 or tuple(got) == tuple(out_shape) or tuple(got[2:]) != tuple(out_shape[2:]):
+        return hint
+    if name == "DenseBlock":
+        n, c, g = args
+        if got[1] == g:
+            return (f"Your block returns only the last conv block's output ({g} channels): return the "
+                    f"concatenation of the input and every conv block's output. " + hint)
+        if n > 1 and got[1] == c + g:
+            return (f"Your block concatenates the input with only the last conv block's output ({c} + {g} "
+                    f"channels): every conv block's output joins the features, X = torch.cat((X, Y), dim=1) "
+                    f"inside the loop. " + hint)
+    if name == "transition_block" and got[1] == args[0] // 2 != args[1]:
+        return (f"Your block halves the channels itself ({args[0]} // 2 = {got[1]}); the 1x1 conv maps to the "
+                f"out_channels argument ({args[1]}). " + hint)
+    return hint
+
+
 def block_shape(student, name, args, in_shape, out_shape, hint):
     what = f"{call_text(name, args)} on a {in_shape} input"
     answers = run_block(student, name, args, train_forward(seed_input(in_shape)), what)
-    expect_shape(answers[1]["y"], out_shape, what, hint)
+    y = answers[1]["y"]
+    expect_shape(y, out_shape, what, shape_diagnosis(name, args, y, out_shape, hint))
 
 
 def expect_out_channels(value, expected, what):

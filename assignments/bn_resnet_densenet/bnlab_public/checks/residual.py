@@ -21,10 +21,23 @@ def seed_input(shape):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(2))
 
 
+def shape_diagnosis(y, out_shape, hint):
+    """A hint that names what a wrong output shape says: lost pixels mean missing padding, a full-size output
+    where the stride should halve it means the stride was not passed on."""
+    got = getattr(getattr(y, "value", None), "shape", None)
+    if got is None or len(got) != 4 or tuple(got) == tuple(out_shape) or got[:2] != tuple(out_shape[:2]):
+        return hint
+    if got[2] < out_shape[2] or got[3] < out_shape[3]:
+        return ("Your output is smaller than expected: a 3x3 conv without padding loses 2 pixels of height and "
+                "width; both 3x3 convs need padding=1. " + hint)
+    return ("Your output is larger than expected: the stride is not applied; stride=stride on the first 3x3 "
+            "conv and on the 1x1 conv. " + hint)
+
+
 def residual_shape(student, args, in_shape, out_shape, hint=SHAPE_HINT):
     what = f"{call_text('Residual', args)} on a {in_shape} input"
     y = run_block(student, "Residual", args, train_forward(seed_input(in_shape)), what)[1]["y"]
-    expect_shape(y, out_shape, what, hint)
+    expect_shape(y, out_shape, what, shape_diagnosis(y, out_shape, hint))
 
 
 @check("Residual.seed_same_shape", "Residual", 1, "Residual(3, 3) keeps a (4, 3, 6, 6) input's shape")

@@ -105,43 +105,7 @@ def train_grads(X, gamma, beta, eps, grad_output, detach_mean=False, detach_var=
     return X.grad, gamma.grad, beta.grad
 
 
-# ---- what common mistakes would have produced (for hints, never for scoring) ----
-
-def mistakes_train(X, gamma, beta, eps):
-    """Outputs of well-known wrong training-mode formulas, keyed by a hint for the student."""
-    X = X.double()
-    dims = stat_dims(X)
-    mean, var = batch_stats(X)
-    m = X.numel() // mean.numel()
-    out = {
-        "the variance looks unbiased (divided by m - 1); batch norm normalises with the biased variance "
-        "(divide by m: torch.var(..., unbiased=False) or ((X - mean)**2).mean(...))":
-            normalise(X, gamma, beta, mean, var * m / (m - 1), eps),
-        "eps looks added outside the square root; it belongs inside: sqrt(var + eps)":
-            gamma.double() * (X - mean) / (torch.sqrt(var) + eps) + beta.double(),
-        "gamma and beta look swapped: Y = gamma * X_hat + beta (gamma scales, beta shifts)":
-            normalise(X, beta, gamma, mean, var, eps),
-        "the statistics look taken over the whole tensor; they are per feature/channel "
-        f"(over dims {dims})":
-            normalise(X, gamma, beta, X.mean(), ((X - X.mean()) ** 2).mean(), eps),
-        "the output looks not normalised at all (X_hat = X?)":
-            gamma.double() * X + beta.double(),
-    }
-    if X.dim() == 4:
-        m0 = X.mean(dim=0, keepdim=True)
-        out["the statistics look taken over dim 0 only; for 4-D input average over dims (0, 2, 3), "
-            "one mean and one variance per channel"] = normalise(X, gamma, beta, m0, ((X - m0) ** 2).mean(dim=0, keepdim=True), eps)
-    return out
-
-
-def which_mistake(got, candidates, rtol=1e-4, atol=1e-5):
-    """The hint of the first candidate that ``got`` matches within tolerance, else ''."""
-    got = got.double()
-    for hint, value in candidates.items():
-        if tuple(value.shape) == tuple(got.shape) and torch.isfinite(got).all() and \
-                bool(((got - value).abs() <= atol + rtol * value.abs()).all()):
-            return hint
-    return ""
+# (the well-known WRONG formulas, for hints, live in autograder/reference/diagnosis.py)
 
 
 # ---- inputs the checks feed to students' code ----

@@ -3,13 +3,18 @@
 
 How a block is judged on values, not only on shapes: the ``module`` probe runs
 one training-mode forward pass of the student's block with ``trace=True``, which
-records every leaf module call in execution order (class, settings, parameters,
-input and output shapes). ``residual_layers``, ``dense_layers`` and
-``transition_layers`` pick out of that trace the layers the specification names
-(or fail with a message about the block's structure); ``residual``,
-``dense_block`` and ``transition`` recompute the block from those weights with
-``torch.nn.functional`` in float64; ``compare`` says where the student's output
-differs.
+records every OPERATION it runs (``autograder/student_side/op_trace.py``: conv2d,
+batch_norm, pooling, activations, cat, same-shape add), whatever code ran it:
+modules, ``torch.nn.functional`` on weights in ``nn.ParameterList``s, lazy
+layers, ``nn.Sequential`` / ``nn.ModuleDict`` subclasses, custom modules, a BN
+of the student's own (module with gamma and beta) or a custom autograd Function.
+Each record names the weights it used (a stable id per tensor, and its
+registered name) and the tensors it consumed and produced. ``residual_layers``,
+``dense_layers`` and ``transition_layers`` pick out of that trace the operations
+the specification names (or fail with a message about the block's structure,
+stated in operations); ``residual``, ``dense_block`` and ``transition`` recompute
+the block from those weights with ``torch.nn.functional`` in float64; ``compare``
+says where the student's output differs and which known mistake it matches.
 
 Batch normalisation in training mode, per channel ``c`` (the only mode
 recomputed here; a fresh block is in training mode)::
@@ -28,14 +33,18 @@ The blocks (``conv3x3``: 3x3 convolution, padding 1; ``conv1x1``: no padding;
         conv3x3_i maps in_channels + i*growth channels to growth channels
     transition_block(x) = AvgPool2d(2, stride 2)( conv1x1( ReLU( BN(x) ) ) )
 
-Layers are recognised by what they are, never by their attribute names:
+Layers are recognised by what ran, never by attribute or class names:
 
-- a conv is an ``nn.Conv2d``; the kernel size tells the 3x3 convs from the 1x1
-  shortcut, and execution order tells conv1 from conv2 (conv2 consumes conv1's
-  output, so it cannot run first);
-- a batch norm is PyTorch's (any ``_BatchNorm``), or a leaf whose parameters are
-  named ``gamma`` and ``beta``, or any other leaf with exactly two parameters of
-  shape (C,) or (1, C, 1, 1) (scale first); BNs are taken in execution order.
+- a conv is a ``conv2d`` operation; the kernel size tells the 3x3 convs from the
+  1x1 shortcut, execution order tells conv1 from conv2, and the tensor ids tell
+  what each op consumed (a BN on the 1x1 conv's output is a BN on the shortcut;
+  a BN on the block's input, tensor 0, makes a pre-activation block);
+- a batch norm is a ``batch_norm`` operation (gamma/beta: its weight and bias,
+  ones/zeros when absent), or a module that ran no structural operation, owns
+  two per-channel tensors and keeps its input's shape (the student's own BN);
+- the same weight id twice means one layer used in two places;
+- a weight that requires grad but is no registered parameter of the block (a
+  layer in a plain list, or made in forward) is reported as unregistered.
 
 Conv biases are used when present (a bias right before a training-mode BN
 cancels anyway). Only the spec's strides and paddings are used, so a conv with
@@ -47,227 +56,12 @@ import torch
 from torch.nn import functional as F
 
 from ..core.check import Fail, expect_finite, fmt
-from ..core.student import Returned, StudentError
+from .block_layers import Conv, Norm, pair
+from .block_layers import (SEED, call_text, dense_layers, parse, residual_args, residual_layers,  # noqa: F401
+                           run_block, train_forward, transition_layers)  # the judges reach them as rc.*
 
 EPS = 1e-5
-SEED = 2                  # the seed the student's blocks are built under
 RTOL, ATOL = 1e-4, 1e-4   # float32 forward vs float64 recomputation; mistakes differ by ~0.1 or more
-
-REGISTER_HINT = ("Layers must be registered submodules: attributes, nn.Sequential or nn.ModuleList "
-                 "(a plain Python list, or a layer created inside forward(), is invisible to PyTorch: "
-                 "its weights are neither trained nor saved).")
-
-
-# ---- asking the student's block for a traced forward pass -----------------
-
-def call_text(name, args):
-    return f"{name}({', '.join(repr(a) for a in args)})"
-
-
-ERROR_HINTS = {
-    "Residual": "the main path and the shortcut must have the same shape to be added: padding=1 on both 3x3 convs, "
-                "the stride on the first 3x3 conv and on the 1x1 conv (not on the second 3x3 conv).",
-    "DenseBlock": "conv block i gets in_channels + i·out_channels input channels (everything concatenated so far) "
-                  "and adds out_channels; concatenate on dim=1.",
-    "transition_block": "BN(in_channels) → ReLU → Conv2d(in_channels, out_channels, kernel_size=1) → "
-                        "AvgPool2d(kernel_size=2, stride=2).",
-}
-
-
-def run_block(student, name, args, ops, what):
-    """``module`` probe for ``name(*args)`` built under SEED; errors name the call, and when the
-    student's code raised (e.g. tensors whose sizes do not match) they end with a hint on the structure."""
-    try:
-        return student.probe("module", name=name, ctor_args=list(args), seed=SEED, ops=ops)
-    except StudentError as exc:
-        text, hint = str(exc), ERROR_HINTS.get(name, "")
-        if hint and "not implemented yet" not in text and "is not defined" not in text:
-            text += f". Hint: {hint}"
-        raise StudentError(f"{what}: {text}") from None
-
-
-def train_forward(x, **extra):
-    """ops: training mode, then one forward pass of ``x`` (trace, grad_output... as extra)."""
-    return [{"op": "train"}, dict({"op": "forward", "x": x}, **extra)]
-
-
-# ---- reading layers off a trace -------------------------------------------
-
-@dataclasses.dataclass
-class Conv:
-    ident: int
-    weight: torch.Tensor          # float64, (out, in, kh, kw)
-    bias: object                  # float64 (out,) or None
-    config: dict
-    raw: dict                     # the record's params, as returned (for matching gradients)
-
-    @property
-    def kernel(self):
-        return tuple(self.weight.shape[2:])
-
-
-@dataclasses.dataclass
-class Norm:
-    ident: int
-    gamma: torch.Tensor           # float64, (C,)
-    beta: torch.Tensor
-    own: bool                     # the student's own class rather than PyTorch's
-    raw: dict
-
-    @property
-    def channels(self):
-        return self.gamma.numel()
-
-
-def as64(value):
-    return value.value.detach().double() if isinstance(value, Returned) else None
-
-
-def as_conv(record):
-    params = record.get("params") or {}
-    if record.get("torch_class") != "Conv2d" or as64(params.get("weight")) is None:
-        return None
-    bias = params.get("bias")
-    return Conv(record["id"], as64(params["weight"]), as64(bias) if bias is not None else None,
-                record.get("config") or {}, params)
-
-
-def norm_shaped(t):
-    return t is not None and (t.dim() == 1 or (t.dim() == 4 and t.shape[0] == 1 and tuple(t.shape[2:]) == (1, 1)))
-
-
-def as_norm(record):
-    params = record.get("params") or {}
-    kind = record.get("torch_class")
-    if kind == "TorchBatchNorm":
-        channels = record["in_shape"][0][1] if record.get("in_shape") else 0
-        gamma = as64(params.get("weight"))
-        beta = as64(params.get("bias"))
-        gamma = torch.ones(channels, dtype=torch.float64) if gamma is None else gamma
-        beta = torch.zeros(channels, dtype=torch.float64) if beta is None else beta
-        return Norm(record["id"], gamma.flatten(), beta.flatten(), False, params)
-    if kind is not None:
-        return None
-    if set(params) == {"gamma", "beta"}:
-        gamma, beta = as64(params["gamma"]), as64(params["beta"])
-    elif len(params) == 2:
-        gamma, beta = (as64(v) for v in params.values())
-    else:
-        return None
-    if not (norm_shaped(gamma) and norm_shaped(beta) and gamma.shape == beta.shape):
-        return None
-    return Norm(record["id"], gamma.flatten(), beta.flatten(), True, params)
-
-
-def scan(trace):
-    """(convs, norms) in execution order."""
-    convs, norms = [], []
-    for record in trace or []:
-        conv = as_conv(record)
-        if conv is not None:
-            convs.append(conv)
-            continue
-        norm = as_norm(record)
-        if norm is not None:
-            norms.append(norm)
-    return convs, norms
-
-
-def kernels(convs):
-    return ", ".join("x".join(str(k) for k in c.kernel) for c in convs) or "none"
-
-
-def distinct(layers, what, kind):
-    if len({layer.ident for layer in layers}) != len(layers):
-        raise Fail(f"{what}: one {kind} layer runs twice where the specification has separate layers. "
-                   f"Each {kind} needs its own module (its own weights): create one per use in __init__.")
-
-
-def expect_weight(conv, shape, what, which, hint=""):
-    if tuple(conv.weight.shape) != tuple(shape):
-        raise Fail(f"{what}: {which} has a weight of shape {tuple(conv.weight.shape)}, expected {tuple(shape)} "
-                   f"(out_channels, in_channels, kernel_h, kernel_w). {hint}".strip())
-
-
-def expect_norm(norm, channels, what, which, hint=""):
-    if norm.channels != channels:
-        raise Fail(f"{what}: {which} normalises {norm.channels} channels, expected {channels}. {hint}".strip())
-
-
-def residual_layers(trace, args, what):
-    """conv1, conv2, shortcut (or None), bn1, bn2 of ``Residual(*args)``, or Fail on the structure."""
-    in_c, out_c, use_1x1, _ = residual_args(args)
-    convs, norms = scan(trace)
-    if not convs:
-        raise Fail(f"{what}: no nn.Conv2d ran as a registered layer of your block. {REGISTER_HINT}")
-    c3 = [c for c in convs if c.kernel == (3, 3)]
-    c1 = [c for c in convs if c.kernel == (1, 1)]
-    if len(c3) != 2 or len(c3) + len(c1) != len(convs):
-        raise Fail(f"{what}: expected two 3x3 convolutions on the main path (kernel_size=3, padding=1), "
-                   f"your block ran convolutions with kernels {kernels(convs)}.")
-    if use_1x1 and len(c1) != 1:
-        raise Fail(f"{what}: with use_1x1conv=True the shortcut is one 1x1 convolution (with the block's stride); "
-                   f"your block ran {len(c1)}.")
-    if not use_1x1 and c1:
-        raise Fail(f"{what}: with use_1x1conv=False the shortcut is the input itself, "
-                   f"but your block ran a 1x1 convolution.")
-    if len(norms) != 2:
-        raise Fail(f"{what}: expected two batch-norm layers (one after each 3x3 conv), your block ran {len(norms)}. "
-                   + (REGISTER_HINT if not norms else ""))
-    distinct(c3, what, "3x3 conv")
-    distinct(norms, what, "batch-norm")
-    expect_weight(c3[0], (out_c, in_c, 3, 3), what, "the first 3x3 conv")
-    expect_weight(c3[1], (out_c, out_c, 3, 3), what, "the second 3x3 conv")
-    if c1:
-        expect_weight(c1[0], (out_c, in_c, 1, 1), what, "the 1x1 shortcut conv")
-    for which, norm in (("the first batch norm", norms[0]), ("the second batch norm", norms[1])):
-        expect_norm(norm, out_c, what, which, "Each BN follows a 3x3 conv, so it sees out_channels channels.")
-    return {"conv1": c3[0], "conv2": c3[1], "shortcut": c1[0] if c1 else None, "bn1": norms[0], "bn2": norms[1]}
-
-
-def dense_layers(trace, args, what):
-    """[(bn_i, conv_i)] of ``DenseBlock(*args)``, or Fail on the structure."""
-    num_convs, in_c, growth = args
-    convs, norms = scan(trace)
-    if not convs:
-        raise Fail(f"{what}: no nn.Conv2d ran as a registered layer of your block. {REGISTER_HINT}")
-    if len(convs) != num_convs or any(c.kernel != (3, 3) for c in convs):
-        raise Fail(f"{what}: expected {num_convs} 3x3 convolutions (one per conv block), "
-                   f"your block ran convolutions with kernels {kernels(convs)}.")
-    if len(norms) != num_convs:
-        raise Fail(f"{what}: expected {num_convs} batch-norm layers (one per conv block: BN → ReLU → conv), "
-                   f"your block ran {len(norms)}.")
-    distinct(convs, what, "conv")
-    distinct(norms, what, "batch-norm")
-    hint = ("Conv block i sees ALL channels so far: the block's input and every earlier block's output, "
-            "in_channels + i·growth of them, and runs BN → ReLU → conv3x3 on them.")
-    for i, (norm, conv) in enumerate(zip(norms, convs)):
-        seen = in_c + i * growth
-        expect_norm(norm, seen, what, f"the batch norm of conv block {i + 1}", hint)
-        expect_weight(conv, (growth, seen, 3, 3), what, f"the conv of conv block {i + 1}", hint)
-    return list(zip(norms, convs))
-
-
-def transition_layers(trace, args, what):
-    """(bn, conv) of ``transition_block(*args)``, or Fail on the structure."""
-    in_c, out_c = args
-    convs, norms = scan(trace)
-    if not convs:
-        raise Fail(f"{what}: no nn.Conv2d ran as a registered layer of your block. {REGISTER_HINT}")
-    if len(convs) != 1 or convs[0].kernel != (1, 1):
-        raise Fail(f"{what}: expected one 1x1 convolution (it changes the number of channels; the pooling "
-                   f"halves height and width), your block ran convolutions with kernels {kernels(convs)}.")
-    if len(norms) != 1:
-        raise Fail(f"{what}: expected one batch-norm layer (BN → ReLU → conv1x1 → AvgPool), your block ran {len(norms)}.")
-    expect_norm(norms[0], in_c, what, "the batch norm", "It comes first and normalises the block's input.")
-    expect_weight(convs[0], (out_c, in_c, 1, 1), what, "the 1x1 conv")
-    return norms[0], convs[0]
-
-
-def residual_args(args):
-    """(in_channels, out_channels, use_1x1conv, stride) with the defaults filled in."""
-    args = list(args) + [False, 1][len(args) - 2:]
-    return args[0], args[1], bool(args[2]), args[3]
 
 
 # ---- the functional recomputation, float64 --------------------------------
@@ -329,20 +123,18 @@ def compare(got, expected, what, formula, alternatives=(), hint="", rtol=RTOL, a
         return
     i = int(torch.argmax(err - allowed))
     index = tuple(int(k) for k in torch.unravel_index(torch.tensor(i), tuple(got.shape)))
+    matched = False
     for alternative, alt_hint in alternatives:
         if close(got64, alternative, rtol, atol):
-            hint = alt_hint
+            hint, matched = alt_hint, True
             break
+    if alternatives and not matched and not hint.startswith("Your layers differ"):
+        hint = (f"it matches none of the {len(alternatives)} usual mistakes recomputed from the same weights "
+                f"(ReLU, BN, pooling or shortcut misplaced or missing). The formula is {formula}. " + hint)
     raise Fail(f"{what}: output differs from {formula} recomputed from your own weights; "
                f"the largest difference is at index {index}: expected {fmt(expected.flatten()[i])}, "
                f"got {fmt(got64.flatten()[i])} ({int((err > allowed).sum())} of {err.numel()} values differ by more "
                f"than {atol:g} + {rtol:g}·|expected|). Hint: {hint}".strip())
-
-
-def pair(value):
-    if isinstance(value, (tuple, list)):
-        return tuple(value)
-    return (value, value) if isinstance(value, int) else value
 
 
 def config_notes(specs):
@@ -358,6 +150,8 @@ def config_notes(specs):
             notes.append(f"{label} has stride {got_stride}, the specification says {stride}")
         if got_padding != pair(padding):
             notes.append(f"{label} has padding {got_padding}, the specification says {padding}")
+        if pair(layer.config.get("dilation", 1)) != (1, 1):
+            notes.append(f"{label} has dilation {pair(layer.config.get('dilation'))}, the specification says 1")
     return ("Your layers differ from the specification: " + "; ".join(notes) + ". ") if notes else ""
 
 
@@ -366,3 +160,47 @@ def own_bn_note(norms):
         return (" (Your block uses your own BatchNorm: if the BatchNorm / batch_norm checks fail, "
                 "fix those first.)")
     return ""
+
+
+# ---- gradients of the recomputation ---------------------------------------
+
+def requiring_grad(layers, leaves):
+    """A copy of ``layers`` (Conv / Norm, in dicts, lists, tuples) whose tensors are fresh float64 leaves that
+    require grad; ``leaves`` maps each layer's ident to its copy."""
+    if isinstance(layers, dict):
+        return {k: requiring_grad(v, leaves) for k, v in layers.items()}
+    if isinstance(layers, (list, tuple)):
+        return type(layers)(requiring_grad(v, leaves) for v in layers)
+    if isinstance(layers, Conv):
+        bias = None if layers.bias is None else layers.bias.clone().requires_grad_(True)
+        copy = dataclasses.replace(layers, weight=layers.weight.clone().requires_grad_(True), bias=bias)
+    elif isinstance(layers, Norm):
+        copy = dataclasses.replace(layers, gamma=layers.gamma.clone().requires_grad_(True),
+                                   beta=layers.beta.clone().requires_grad_(True))
+    else:
+        return layers
+    leaves[layers.ident] = copy.weight if isinstance(copy, Conv) else copy.gamma
+    return copy
+
+
+def recomputed_gradients(x, grad_output, layers, recompute):
+    """({layer ident: float64 leaf with .grad}, d/dx): autograd through ``recompute(x, layers)`` in float64."""
+    leaves = {}
+    copies = requiring_grad(layers, leaves)
+    x64 = x.double().requires_grad_(True)
+    recompute(x64, copies).backward(grad_output.double())
+    return leaves, x64.grad
+
+
+def compare_grad(got, expected, what, hint):
+    """Gradients agree when |got - expected| <= 1e-3·max|expected| + 1e-3·|expected| everywhere (float32 vs 64)."""
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    atol = 1e-3 * scale + 1e-7
+    if close(got, expected, rtol=1e-3, atol=atol):
+        return
+    err = (got.double() - expected).abs() if tuple(got.shape) == tuple(expected.shape) else None
+    where = ""
+    if err is not None:
+        i = int(torch.argmax(err))
+        where = f": expected {fmt(expected.flatten()[i])}, got {fmt(got.double().flatten()[i])} at flat index {i}"
+    raise Fail(f"{what} differs from autograd through the recomputation from your own weights{where}. Hint: {hint}")

@@ -105,57 +105,42 @@ def state(module):
         "buffers": {n: to_plain(b) for n, b in module.named_buffers() if b is not None},
         "tensor_attrs": tensor_attributes(module),
         "num_modules": sum(1 for _ in module.modules()),
+        "torch_norm_layers": [n for n, m in module.named_modules() if isinstance(m, nn.modules.batchnorm._NormBase)],
     }
 
 
-# torch_class in a trace record: which of PyTorch's layers a leaf module is, and its settings
-LEAF_CONFIG = {
-    "Conv2d": (nn.Conv2d, ("kernel_size", "stride", "padding", "dilation", "groups")),
-    "AvgPool2d": (nn.AvgPool2d, ("kernel_size", "stride", "padding")),
-    "MaxPool2d": (nn.MaxPool2d, ("kernel_size", "stride", "padding")),
-    "TorchBatchNorm": (nn.modules.batchnorm._BatchNorm, ("eps", "momentum", "affine", "track_running_stats")),
-    "Linear": (nn.Linear, ("in_features", "out_features")),
-}
-
-
-def leaf_record(module, ident, inputs, output):
-    record = {"id": ident, "class": type(module).__name__, "torch_class": None, "config": {},
-              "params": {n: to_plain(p) for n, p in module.named_parameters(recurse=False)},
-              "in_shape": [list(x.shape) for x in inputs if isinstance(x, torch.Tensor)],
-              "out_shape": list(output.shape) if isinstance(output, torch.Tensor) else None}
-    for label, (cls, fields) in LEAF_CONFIG.items():
-        if isinstance(module, cls):
-            record["torch_class"] = label
-            record["config"] = {f: to_plain(getattr(module, f)) for f in fields}
-    if isinstance(module, nn.ReLU):
-        record["torch_class"] = "ReLU"
-    return record
+def plain_output(y):
+    """The output as plain data; a tensor on the ``meta`` device has no values, so only its shape and device."""
+    if isinstance(y, torch.Tensor) and y.device.type == "meta":
+        return {"shape": [int(s) for s in y.shape], "device": "meta"}
+    return to_plain(y)
 
 
 def forward(module, op):
-    """One forward pass; optionally backward, optionally a trace of leaf modules."""
-    trace, hooks = [], []
-    if op.get("trace"):
-        leaves = [m for m in module.modules() if not list(m.children())]
-        ids = {id(m): i for i, m in enumerate(leaves)}
-        for m in leaves:
-            hooks.append(m.register_forward_hook(
-                lambda mod, inp, out: trace.append(leaf_record(mod, ids[id(mod)], inp, out))))
+    """One forward pass; optionally backward, optionally an operation-level trace (``op_trace``).
+
+    op keys: ``x``; ``trace`` (record the operations; ``trace_values=False`` leaves the weights' values
+    out); ``grad_output`` (backpropagate it; with ``grad_shape_guard``, an output of another shape gives
+    ``x_grad = "shape-mismatch"`` instead of an error); ``no_grad``; ``watch_norm_ops``; ``device`` (move ``x``
+    there first, e.g. "meta": the output then comes back as {"shape", "device"})."""
+    from .op_trace import recording
     x = op["x"]
+    if op.get("device"):
+        x = x.to(op["device"])
     if op.get("grad_output") is not None:
         x = x.detach().clone().requires_grad_(True)
     watch = watching(op.get("watch_norm_ops"))
-    try:
-        with watch, (torch.no_grad() if op.get("no_grad") else contextlib.nullcontext()):
-            y = module(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    result = {"y": to_plain(y), "trace": trace, "norm_ops": sorted(watch.seen) if op.get("watch_norm_ops") else []}
+    tracer = recording(module, x, op.get("trace_values", True)) if op.get("trace") else contextlib.nullcontext([])
+    with tracer as trace, watch, (torch.no_grad() if op.get("no_grad") else contextlib.nullcontext()):
+        y = module(x)
+    result = {"y": plain_output(y), "trace": trace,
+              "norm_ops": sorted(watch.seen) if op.get("watch_norm_ops") else []}
     if op.get("grad_output") is not None:
         module.zero_grad(set_to_none=True)
         if not isinstance(y, torch.Tensor) or not y.requires_grad:
             result["x_grad"] = "no-graph"
+        elif op.get("grad_shape_guard") and tuple(y.shape) != tuple(op["grad_output"].shape):
+            result["x_grad"] = "shape-mismatch"
         else:
             y.backward(op["grad_output"])
             result["x_grad"] = to_plain(x.grad)
@@ -185,6 +170,11 @@ def run_op(module, op):
     if kind == "to":
         module.to(op["device"])
         return None
+    if kind == "devices":
+        return ["cpu", "meta"] + (["cuda"] if torch.cuda.is_available() else [])
+    if kind == "forward_on":
+        from .device_probe import forward_on
+        return forward_on(module, op)
     raise ProbeError(f"unknown module operation {kind!r}")
 
 
