@@ -18,6 +18,8 @@ def build_parser():
     g.add_argument("--probe-timeout", type=float, default=60.0, help="seconds one probe may take (default 60)")
     g.add_argument("--time-limit", type=float, default=600.0, help="seconds for the whole submission (default 600)")
     g.add_argument("--quiet", action="store_true", help="do not print the table")
+    g.add_argument("--unsandboxed", action="store_true",
+                   help="grade even where the sandbox's private file system cannot be built (trusted code only)")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"],
                    help="where the training check trains (default: auto, the GPU when there is one)")
     r = sub.add_parser("rubric", help="print every check with its points")
@@ -50,8 +52,14 @@ def cmd_grade(args):
             print(f"error: {exc}", file=sys.stderr)
             return 2
     from .student import InProcessStudent, SandboxStudent
-    student = InProcessStudent(args.submission) if args.in_process else \
-        SandboxStudent(args.submission, probe_timeout=args.probe_timeout)
+    from .sandbox import UNSANDBOXED, NoSandbox
+    if args.unsandboxed:
+        os.environ[UNSANDBOXED] = "1"
+    try:
+        student = InProcessStudent(args.submission) if args.in_process else \
+            SandboxStudent(args.submission, probe_timeout=args.probe_timeout)
+    except NoSandbox as exc:
+        return refuse_without_sandbox(args, exc)
     try:
         from . import report, runner
         checks = runner.selected_checks(not args.public_only, args.only)
@@ -65,6 +73,17 @@ def cmd_grade(args):
     if args.junit:
         report.write_text(args.junit, report.junit(results))
     return 0
+
+
+def refuse_without_sandbox(args, exc):
+    """No private file system here: no student code ran; say so, and write a zero report."""
+    print(f"error: not graded: no sandbox: {exc}. The submission could read the hidden checks and the quiz key; "
+          "grade it on a platform that allows namespaces (root or unprivileged user namespaces), or pass "
+          "--unsandboxed for trusted code.", file=sys.stderr)
+    if args.results:
+        from . import batch, report
+        report.write_json(args.results, batch.zero_report(f"no sandbox ({exc})", not args.public_only, args.only))
+    return 3
 
 
 def cmd_rubric(args):
