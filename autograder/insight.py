@@ -169,12 +169,20 @@ def write_summary(out_dir, rows, check_ids):
 
 
 def collect(out_dir):
-    """Rebuild grades.csv and the summary from OUT_DIR/*/results.json; returns the summary."""
+    """Rebuild grades.csv and the summary from OUT_DIR/students/*/results.json (grade-batch's
+    layout) and OUT_DIR/*/results.json (one CI job per student); returns the summary."""
     from . import batch, runner
-    rows = []
-    for name in sorted(os.listdir(out_dir)):
-        data = batch.load_results(out_dir, name) if os.path.isdir(os.path.join(out_dir, name)) else None
-        if data is not None and "tests" in data:
+    from .roster import STUDENTS, display_name
+    rows, taken = [], set()
+    places = [os.path.join(out_dir, STUDENTS, n) for n in sorted(os.listdir(os.path.join(out_dir, STUDENTS)))] \
+        if os.path.isdir(os.path.join(out_dir, STUDENTS)) else []
+    places += [os.path.join(out_dir, n) for n in sorted(os.listdir(out_dir)) if n != STUDENTS]
+    for place in places:
+        data = batch.read_results(os.path.join(place, batch.RESULTS)) if os.path.isdir(place) else None
+        name = batch.bnlab_extra(data).get("student")
+        name = name if type(name) is str else display_name(os.path.basename(place))
+        if data is not None and type(data.get("tests")) is list and name not in taken:
+            taken.add(name)
             rows.append((name, data))
     try:
         check_ids = [c.id for c in runner.selected_checks(True)]
@@ -188,7 +196,7 @@ def collect(out_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m autograder.insight",
-                                     description="grades.csv + summary from OUT_DIR/<student>/results.json")
+                                     description="grades.csv + summary from OUT_DIR/[students/]<student>/results.json")
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.out_dir):
