@@ -312,3 +312,15 @@ def test_results_of_another_name_in_a_folder_are_not_taken_for_a_students(tmp_pa
 def runner_checks(only):
     from autograder import runner
     return runner.selected_checks(True, only)
+
+
+def test_no_sandbox_is_a_zero_row_that_says_so(monkeypatch):
+    """Fail closed in a batch too: no student code ran; the row says why; the next run tries again."""
+    from autograder.sandbox import NoSandbox
+
+    def refused(*args, **kwargs):
+        raise NoSandbox("the private file system could not be built (the platform refused)")
+    monkeypatch.setattr(batch, "grade_submission", refused)
+    _, data, _, err = batch.grade_job("zed", "nowhere.py", {"include_hidden": True, "only": ["quiz"]})
+    assert err.startswith("no sandbox (") and data["score"] == 0
+    assert all("not graded: no sandbox" in t["output"] for t in data["tests"])
