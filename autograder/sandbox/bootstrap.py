@@ -112,12 +112,17 @@ def mount_points_under(top):
 
 def readonly_submounts(top):
     """A bind remount read-only is not recursive: remount each submount under ``top``
-    read-only too, and detach any that refuses (read-only or gone, never writable)."""
-    for point in mount_points_under(top):
+    read-only too, or detach it (read-only or gone: if neither, the jail is not built)."""
+    done = set()
+    while True:  # mountinfo again each time: detaching a mount also detaches those below it
+        todo = [p for p in mount_points_under(top) if p not in done]
+        if not todo:
+            return
+        done.add(todo[0])
         try:
-            mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | mount_flags_of(point))
+            mount(None, todo[0], None, MS_REMOUNT | MS_BIND | MS_RDONLY | mount_flags_of(todo[0]))
         except OSError:
-            _libc().umount2(point.encode(), MNT_DETACH)
+            _check(_libc().umount2(todo[0].encode(), MNT_DETACH), f"umount {todo[0]}")
 
 
 def build_jail(cfg, fresh_proc):
@@ -344,13 +349,8 @@ def bootstrap(cfg):
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
-    if not cfg["isolate"]:
-        ns = {"net": "off", "pid": "off", "mnt": "off", "user_ns": False}
-    elif not cfg["namespaces"]:
-        why = "BNLAB_SANDBOX_NO_NAMESPACES is set"
-        ns = {"net": why, "pid": why, "mnt": why, "user_ns": False}
-    else:
-        ns = enter_namespaces()
+    why = "off" if not cfg["isolate"] else None if cfg["namespaces"] else "BNLAB_SANDBOX_NO_NAMESPACES is set"
+    ns = {"net": why, "pid": why, "mnt": why, "user_ns": False} if why else enter_namespaces()
     prctl(PR_SET_DUMPABLE, 0)  # no ptrace into us or our init (same uid in a user namespace); exec resets it
     exit_r, exit_w = os.pipe()
     pid = os.fork()
