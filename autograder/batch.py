@@ -212,7 +212,8 @@ def students_csv(found):
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["student", "folder", "submission"])
     for student, path in found:
-        w.writerow([csv_cell(student), f"students/{folder_name(student)}", csv_cell(display_name(os.path.basename(path)))])
+        submission = display_name(os.path.basename(path))
+        w.writerow([csv_cell(student), f"students/{folder_name(student)}", csv_cell(submission)])
     return buf.getvalue()
 
 
