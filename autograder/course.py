@@ -66,6 +66,8 @@ SETTINGS = {
                     "where Fashion-MNIST's files are looked for (torchvision's FashionMNIST/raw layout)"),
     "download": Setting("BNLAB_DOWNLOAD", False, bool,
                         "1 lets grading download Fashion-MNIST; otherwise the offline synthetic set is used"),
+    "unsandboxed": Setting("BNLAB_UNSANDBOXED", False, bool,
+                           "grade even where the sandbox's private file system cannot be built (trusted code only)"),
     "debug": Setting("BNLAB_DEBUG", False, bool,
                      "1 prints the grader's own tracebacks (a check the grader could not finish)"),
     "gradescope_root": Setting("BNLAB_AUTOGRADER_ROOT", "/autograder", str,

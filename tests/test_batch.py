@@ -88,10 +88,10 @@ def test_grades_csv_rows_and_columns(graded):
 def test_per_student_results_json_records_the_submission_hash(graded):
     subs, out, _ = graded
     for student, path in batch.discover(subs):
-        data = json.loads((out / student / "results.json").read_text())
+        data = json.loads((out / "students" / student / "results.json").read_text())
         assert data["extra_data"]["bnlab"]["submission_sha256"] == batch.tree_hash(path)
         assert [t["name"] for t in data["tests"]] == [c.id for c in checks()]
-    mallory = json.loads((out / "mallory" / "results.json").read_text())
+    mallory = json.loads((out / "students" / "mallory" / "results.json").read_text())
     assert all("SystemExit" in t["output"] for t in mallory["tests"])
 
 
@@ -125,7 +125,7 @@ def test_second_run_grades_only_changed_or_failed_submissions_and_reports_change
     subs, out, _ = graded
     before = {r["student"]: r for r in read_csv(out / "grades.csv")}
     shutil.copy(REFERENCE, subs / "bob.py")  # bob finally did the work; the others did not touch theirs
-    mallory = out / "mallory" / "results.json"  # ... and grading mallory had failed: tried again
+    mallory = out / "students" / "mallory" / "results.json"  # ... and grading mallory had failed: tried again
     data = json.loads(mallory.read_text())
     data["extra_data"]["bnlab"]["error"] = "the grader failed on this submission (MemoryError: )"
     mallory.write_text(json.dumps(data))
@@ -140,7 +140,7 @@ def test_second_run_grades_only_changed_or_failed_submissions_and_reports_change
     rows = read_csv(out / "changes.csv")
     assert [(r["student"], float(r["before"]), float(r["after"])) for r in rows] == [("bob", 0, top)]
     assert "batch_norm.moving_average" in rows[0]["now_passing"].split()
-    assert (out / "bob" / "results.previous.json").exists()
+    assert (out / "students" / "bob" / "results.previous.json").exists()
 
 
 def test_regrade_grades_again_and_shows_who_changed(graded, tmp_path):
@@ -148,7 +148,7 @@ def test_regrade_grades_again_and_shows_who_changed(graded, tmp_path):
     subs, out, _ = graded
     fewer = tmp_path  # the same out folder, one of its students: a short --regrade
     shutil.copy(subs / "erin.py", fewer / "erin.py")
-    path = out / "erin" / "results.json"
+    path = out / "students" / "erin" / "results.json"
     old = json.loads(path.read_text())
     real = old["score"]
     old["score"] = real - 3
@@ -201,10 +201,128 @@ def test_collect_rebuilds_grades_from_results_graded_elsewhere(graded, tmp_path)
     _, out, _ = graded
     for student in ("alice", "erin"):
         (tmp_path / student).mkdir()
-        shutil.copy(out / student / "results.json", tmp_path / student / "results.json")
+        shutil.copy(out / "students" / student / "results.json", tmp_path / student / "results.json")
     proc = subprocess.run([sys.executable, "-m", "autograder", "collect", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert totals(tmp_path) == {s: json.loads((out / s / "results.json").read_text())["score"]
+    assert totals(tmp_path) == {s: json.loads((out / "students" / s / "results.json").read_text())["score"]
                                 for s in ("alice", "erin")}
     assert json.loads((tmp_path / "summary.json").read_text())["students"] == 2
+
+
+# ---- names a student may choose ----------------------------------------------
+
+ODD_NAMES = ["alice", "grades.csv", "summary.md", "summary.json", "scores.png", "changes.csv", "students.csv",
+             "students", "Bob", "bob", "BOB", "x" * 240, "josé", "ｇｒａｄｅｓ.csv", "a\nb", "=HYPERLINK(1)",
+             "bob-0123456789abcdef", "con", "-rf", " ", "résumé\u202e"]
+
+
+def test_folder_names_are_safe_and_unique_whatever_the_student_name():
+    from autograder.instructor import roster
+    names = ODD_NAMES + ["Alice", "ALICE", "alice-" + roster.folder_name("Alice").rsplit("-", 1)[1], "..", "."]
+    folders = [roster.folder_name(n) for n in names]
+    assert len({f.casefold() for f in folders}) == len(names)  # apart even on a case-insensitive file system
+    for f in folders:
+        assert f not in (".", "..") and "/" not in f and "\\" not in f and len(f) <= 64 and f.isascii()
+        assert f == f.lower() and f[0].isalnum()
+    assert roster.folder_name("alice") == "alice" and roster.folder_name("grades.csv") != "grades.csv"
+
+
+def test_display_names_are_printable_and_unique(tmp_path):
+    from autograder.instructor import roster
+    raw = os.fsencode(str(tmp_path))
+    for name in (b"\xff.py", b"\xfe.py", b"ok\x1b[31m.py", b"ok.py"):
+        with open(os.path.join(raw, name), "w") as f:
+            f.write("QUIZ_ANSWERS = {}\n")
+    os.mkdir(tmp_path / "ok")
+    found = [s for s, _ in roster.discover(str(tmp_path))]
+    assert len(set(found)) == len(found) == 5
+    assert all(s.isprintable() for s in found) and "ok" in found and "ok.py" in found
+
+
+@pytest.fixture(scope="module")
+def odd_class(tmp_path_factory):
+    """A class whose file names collide with the batch's own outputs, each other (case), or are odd."""
+    subs = tmp_path_factory.mktemp("odd_class")
+    out = tmp_path_factory.mktemp("odd_out")
+    stub = open(os.path.join(SUBMISSIONS, "stub.py"), encoding="utf-8").read()
+    for name in ODD_NAMES:
+        if name == "students":
+            (subs / name).mkdir()
+            (subs / name / "work.py").write_text(stub, encoding="utf-8")
+        else:
+            (subs / (name + ".py")).write_text(stub, encoding="utf-8")
+    shutil.copy(REFERENCE, subs / "alice.py")
+    with open(os.path.join(os.fsencode(str(subs)), b"undecodable\xff.py"), "w", encoding="utf-8") as f:
+        f.write(stub)
+    proc = subprocess.run([sys.executable, "-m", "autograder.batch", str(subs), "--out", str(out), "--workers", "2",
+                           "--only", "quiz", "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return subs, out, proc
+
+
+def test_odd_names_never_collide_with_outputs_or_each_other(odd_class):
+    subs, out, proc = odd_class
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    found = batch.discover(str(subs))
+    assert len(found) == len(ODD_NAMES) + 1
+    assert sorted(os.listdir(out)) == ["grades.csv", "scores.png", "students", "students.csv", "summary.json",
+                                       "summary.md"]
+    rows = read_csv(out / "grades.csv")
+    assert len(rows) == len(found)
+    top = sum(c.points for c in runner_checks(["quiz"]))
+    by_name = {r["student"]: r for r in rows}
+    assert float(by_name["alice"]["total"]) == top and float(by_name["Bob"]["total"]) == 0
+    assert "'=HYPERLINK(1)" in by_name  # never a formula in a spreadsheet
+    mapping = read_csv(out / "students.csv")
+    assert len({m["folder"] for m in mapping}) == len(found)
+    for m in mapping:  # each folder holds exactly its student's results
+        data = json.loads((out / m["folder"] / "results.json").read_text(encoding="utf-8"))
+        assert batch.csv_cell(data["extra_data"]["bnlab"]["student"]) == m["student"]
+    assert len(os.listdir(out / "students")) == len(found)
+
+
+def test_odd_names_resume_and_regrade(odd_class):
+    subs, out, _ = odd_class
+    before = (out / "grades.csv").read_text(encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "autograder.batch", str(subs), "--out", str(out), "--workers", "2",
+                           "--only", "quiz", "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{len(ODD_NAMES) + 1} already graded" in proc.stdout and "to grade" not in proc.stdout
+    assert (out / "grades.csv").read_text(encoding="utf-8") == before
+    one = subs / "Bob.py"  # Bob (not bob, not BOB) finally did the quiz
+    shutil.copy(REFERENCE, one)
+    proc = subprocess.run([sys.executable, "-m", "autograder.batch", str(subs), "--out", str(out), "--workers", "2",
+                           "--only", "quiz", "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 to grade" in proc.stdout
+    totals_now = {r["student"]: float(r["total"]) for r in read_csv(out / "grades.csv")}
+    assert totals_now["Bob"] > 0 and totals_now["bob"] == 0 and totals_now["BOB"] == 0
+    assert [r["student"] for r in read_csv(out / "changes.csv")] == ["Bob"]
+
+
+def test_results_of_another_name_in_a_folder_are_not_taken_for_a_students(tmp_path):
+    """A results.json that names someone else (a hand-copied folder) is not this student's: graded again."""
+    folder = tmp_path / "students" / "alice"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"score": 9, "tests": [],
+                                                     "extra_data": {"bnlab": {"student": "mallory"}}}))
+    assert batch.load_results(str(tmp_path), "alice") is None
+    assert batch.load_results(str(tmp_path), "mallory") is None  # mallory's folder is students/mallory
+
+
+def runner_checks(only):
+    from autograder.core import runner
+    return runner.selected_checks(True, only)
+
+
+def test_no_sandbox_is_a_zero_row_that_says_so(monkeypatch):
+    """Fail closed in a batch too: no student code ran; the row says why; the next run tries again."""
+    from autograder.sandbox import NoSandbox
+
+    def refused(*args, **kwargs):
+        raise NoSandbox("the private file system could not be built (the platform refused)")
+    monkeypatch.setattr(batch, "grade_submission", refused)
+    _, data, _, err = batch.grade_job("zed", "nowhere.py", {"include_hidden": True, "only": ["quiz"]})
+    assert err.startswith("no sandbox (") and data["score"] == 0
+    assert all("not graded: no sandbox" in t["output"] for t in data["tests"])

@@ -1,9 +1,11 @@
 """The sandbox itself: what the worker can see and do, the fallbacks, the wire's type
 checks, cleanup, and determinism of whole reports."""
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -36,6 +38,13 @@ import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 facts["new_user_ns"] = libc.unshare(0x10000000) == 0  # the way out of a chroot, if it were allowed
 facts["init_traceable"] = os.access("/proc/1/mem", os.R_OK)
+with open("/proc/1/cmdline", "rb") as f:
+    facts["init_cmdline"] = f.read().decode("utf-8", "replace")
+with open("/proc/self/mountinfo") as f:
+    mounts = [line.split() for line in f]
+facts["sys_mounts"] = [m[4] for m in mounts if m[4] == "/sys" or m[4].startswith("/sys/")]
+facts["sys_writable"] = [m[4] for m in mounts if (m[4] == "/sys" or m[4].startswith("/sys/"))
+                         and "ro" not in m[5].split(",")]
 print("FACTS" + json.dumps(facts))
 '''
 
@@ -57,9 +66,9 @@ def spy(tmp_path, extra=""):
 @pytest.mark.skipif(not AS_ROOT, reason="the full box needs root (CI runs as root)")
 def test_worker_is_boxed_as_root(tmp_path):
     facts, summary = spy(tmp_path)
-    assert summary.startswith("sandbox: separate process as nobody")
+    assert summary.startswith("sandbox: separate process as its own uid")
     assert "private file system" in summary and "no network" in summary and "PID namespace" in summary
-    assert facts["uid"] != 0
+    assert sandbox.UID_BASE <= facts["uid"] < sandbox.UID_BASE + sandbox.UID_COUNT
     assert facts["new_user_ns"] is False and facts["init_traceable"] is False
     assert facts["network"] is False
     assert facts["grader_visible"] is False
@@ -71,17 +80,89 @@ def test_worker_is_boxed_as_root(tmp_path):
     assert facts["code_writable"] is False and facts["tmp_writable"] is True
     assert facts["data_limit"] == sandbox.MEMORY_BYTES
     assert len(facts["fds"]) <= 6  # stdio, the two pipes, the fd listdir itself opened
+    assert facts["sys_mounts"] and not facts["sys_writable"]  # /sys and every submount read-only
+    for secret in ("autograder", "bnlab-sandbox-", "/tmp/", "{"):  # the configuration came through a fd
+        assert secret not in facts["init_cmdline"], facts["init_cmdline"]
 
 
-def test_fallback_without_namespaces_still_grades_and_says_so(tmp_path, monkeypatch):
+def test_unsandboxed_fallback_without_namespaces_still_grades_and_says_so(tmp_path, monkeypatch):
+    """Only when the instructor asked for it (--unsandboxed sets BNLAB_UNSANDBOXED)."""
     monkeypatch.setenv(sandbox.NO_NAMESPACES, "1")
+    monkeypatch.setenv(sandbox.UNSANDBOXED, "1")
     facts, summary = spy(tmp_path)
     assert "NO private file system" in summary and "network NOT isolated" in summary
     if AS_ROOT:
-        assert "as nobody" in summary or "could not drop privileges" in summary
+        assert "as its own uid" in summary or "could not drop privileges" in summary
     assert facts["path"][0].endswith("/code") and ROOT not in facts["path"]
-    assert facts["cwd"].endswith("/work") and facts["cwd"].startswith(sandbox.tempfile.gettempdir())
+    assert facts["cwd"].endswith("/work") and facts["cwd"].startswith(tempfile.gettempdir())
     assert facts["data_limit"] == sandbox.MEMORY_BYTES
+
+
+MARKER = r'''
+with open(MARKER_PATH, "w") as f:
+    f.write("student code ran")
+'''
+
+
+def test_without_a_private_file_system_no_student_code_runs(tmp_path, monkeypatch):
+    """Fail closed: the jail cannot be built and --unsandboxed was not given."""
+    monkeypatch.setenv(sandbox.NO_NAMESPACES, "1")
+    monkeypatch.delenv(sandbox.UNSANDBOXED, raising=False)
+    marker = tmp_path / "ran"
+    os.chmod(tmp_path, 0o777)  # writable by the box's uid too, were it to run
+    path = tmp_path / "marker.py"
+    path.write_text(open(REFERENCE).read() + f"\nMARKER_PATH = {str(marker)!r}\n" + MARKER)
+    private = tmp_path / "private"
+    private.mkdir()
+    monkeypatch.setattr(sandbox.launcher.tempfile, "tempdir", str(private))
+    with pytest.raises(sandbox.NoSandbox, match="private file system could not be built"):
+        SandboxStudent(str(path))
+    assert not marker.exists()
+    assert not os.listdir(private), "the private folder was left behind"
+
+
+def test_cli_refuses_to_grade_without_a_sandbox_unless_told(tmp_path):
+    env = dict(os.environ, **{sandbox.NO_NAMESPACES: "1"})
+    env.pop(sandbox.UNSANDBOXED, None)
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "autograder", "grade", REFERENCE, "--quiet", "--results", str(out), "--only", "quiz"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 3 and "not graded: no sandbox" in proc.stderr and "--unsandboxed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = json.loads(out.read_text())
+    assert report["score"] == 0 and report["output"].startswith("not graded: no sandbox")
+    assert report["tests"] and all("not graded: no sandbox" in t["output"] for t in report["tests"])
+    proc = subprocess.run(cmd + ["--unsandboxed"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["score"] > 0
+    assert "NO private file system" in report["output"]
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="own uids need root")
+def test_boxes_alive_at_once_never_share_a_uid(tmp_path):
+    """Within one grader, and across grading processes (a parallel batch): the uid lock holds."""
+    path = tmp_path / "s.py"
+    path.write_text("x = 1\n")
+    boxes = [sandbox.Sandbox(str(path)) for _ in range(3)]
+    try:
+        uids = [b.ids[0] for b in boxes]
+        assert len(set(uids)) == 3 and all(sandbox.UID_BASE <= u < sandbox.UID_BASE + sandbox.UID_COUNT
+                                           for u in uids)
+        code = ("import sys; sys.path.insert(0, %r); from autograder.sandbox import launcher; "
+                "print(launcher.allocate_ids()[0][0])" % ROOT)
+        other = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                   timeout=120).stdout)
+        assert other not in uids
+    finally:
+        for b in boxes:
+            b.cleanup()
+    for uid in uids:  # released with its box
+        fd = os.open(os.path.join(sandbox.launcher.lock_folder(), str(uid)), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
 
 
 def wait_for_sleepers(tag, seconds=20):
@@ -116,6 +197,7 @@ if os.fork() == 0:
 def test_detached_children_die_without_namespaces_too(tmp_path, monkeypatch):
     """(With namespaces: tests/test_hostile.py::test_detached_child.) Here the subreaper sweeps."""
     monkeypatch.setenv(sandbox.NO_NAMESPACES, "1")
+    monkeypatch.setenv(sandbox.UNSANDBOXED, "1")
     tag = "876.52"
     path = tmp_path / "detach.py"
     path.write_text(open(REFERENCE).read() + DETACH.format(tag=tag))

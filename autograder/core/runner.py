@@ -116,12 +116,17 @@ class Graded:
 
 
 @contextlib.contextmanager
-def open_student(path, sandboxed=True, probe_timeout=None, device=None):
+def open_student(path, sandboxed=True, probe_timeout=None, device=None, unsandboxed=None):
     """A handle on the submission at ``path``: a boxed worker (``sandboxed``), else this process
-    (trusted code only). ``device`` is where the training check trains (a ``course`` setting)."""
+    (trusted code only). ``device`` is where the training check trains; ``unsandboxed``: let the
+    worker run where its private file system cannot be built (else ``sandbox.NoSandbox``)."""
     from .student import InProcessStudent, SandboxStudent
     timeout = course.setting("probe_timeout", probe_timeout)
-    student = SandboxStudent(path, probe_timeout=timeout) if sandboxed else InProcessStudent(path)
+    if sandboxed:
+        student = SandboxStudent(path, probe_timeout=timeout,
+                                 require_jail=not course.setting("unsandboxed", unsandboxed))
+    else:
+        student = InProcessStudent(path)
     student.device = course.setting("device", device)
     try:
         yield student
@@ -130,12 +135,13 @@ def open_student(path, sandboxed=True, probe_timeout=None, device=None):
 
 
 def grade_submission(path, include_hidden=True, only=None, sandboxed=True, probe_timeout=None,
-                     time_limit=None, device=None):
+                     time_limit=None, device=None, unsandboxed=None):
     """Grade the submission at ``path`` (a notebook, a folder of notebooks or a .py file) with the
     public (and hidden) checks, or those named in ``only`` (ids or pieces). Settings left None are
-    resolved by ``course.setting``. Raises MissingHidden, course.SettingError; never for the student's code."""
+    resolved by ``course.setting``. Raises MissingHidden, course.SettingError, sandbox.NoSandbox (no private
+    file system here, and ``unsandboxed`` not set: no student code ran); never for the student's code."""
     limit = course.setting("time_limit", time_limit)
-    with open_student(path, sandboxed, probe_timeout, device) as student:
+    with open_student(path, sandboxed, probe_timeout, device, unsandboxed) as student:
         checks = selected_checks(include_hidden, only)   # imports torch while the worker starts
         results, context = grade(student, checks, time_limit=limit)
     return Graded(results, context, student.output())

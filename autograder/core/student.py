@@ -48,21 +48,34 @@ class Unsupported:
 
 
 def unwrap(obj):
-    """Turn the wire form into Returned / list / tuple / dict / scalars."""
+    """Turn the wire form into Returned / list / tuple / dict / scalars.
+
+    A wrapper that is not exactly what ``wire.to_plain`` writes becomes ``Unsupported``
+    (a forged answer fails its check, never the grader)."""
     import torch
     if type(obj) is dict:
         if "__tensor__" in obj:
             t = obj["__tensor__"]
             if type(t) is not torch.Tensor:
                 return Unsupported("something that is not a tensor")
-            return Returned(t, bool(obj["requires_grad"]), bool(obj["grad_fn"]), str(obj["device"]))
+            flags = [obj.get(k) for k in ("requires_grad", "grad_fn", "device")]
+            if type(flags[0]) is not bool or type(flags[1]) is not bool or type(flags[2]) is not str:
+                return Unsupported("a tensor without its origin")
+            return Returned(t, flags[0], flags[1], flags[2][:64])
         if "__seq__" in obj:
-            items = [unwrap(v) for v in obj["items"]]
+            items = obj.get("items")
+            if type(items) not in (list, tuple):
+                return Unsupported("a sequence without items")
+            items = [unwrap(v) for v in items]
             return tuple(items) if obj["__seq__"] == "tuple" else items
         if "__dict__" in obj:
-            return {k: unwrap(v) for k, v in obj["__dict__"].items()}
+            inner = obj["__dict__"]
+            if type(inner) is not dict:
+                return Unsupported("a dict without items")
+            return {k: unwrap(v) for k, v in inner.items()}
         if "__unsupported__" in obj:
-            return Unsupported(str(obj["__unsupported__"]))
+            from ..student_side.wire import clip
+            return Unsupported(clip(obj["__unsupported__"], 300))
         return {k: unwrap(v) for k, v in obj.items()}
     if type(obj) in (list, tuple):
         return type(obj)(unwrap(v) for v in obj)
@@ -70,12 +83,16 @@ def unwrap(obj):
 
 
 def error_message(err):
-    if err["type"] == "ProbeError":
-        return err["message"]
-    if err["type"] == "NotImplementedError":
+    """The student-facing text of an error reply; each part clipped again (``wire.clip``) on receipt."""
+    from ..student_side.wire import MESSAGE_CHARS, NAME_CHARS, clip
+    kind, message, where = clip(err["type"], NAME_CHARS), clip(err["message"], MESSAGE_CHARS), \
+        clip(err.get("where", ""), NAME_CHARS)
+    if kind == "ProbeError":
+        return message
+    if kind == "NotImplementedError":
         return "not implemented yet (the stub still raises NotImplementedError)"
-    text = f"{err['type']}: {err['message']}" if err["message"] else err["type"]
-    return f"{text} (at {err['where']})" if err.get("where") else text
+    text = f"{kind}: {message}" if message else kind
+    return f"{text} (at {where})" if where else text
 
 
 class Student:
@@ -139,8 +156,7 @@ class CappedReader(threading.Thread):
                 f"and the last {len(self.last)} are kept] ...\n" + self.last.decode("utf-8", "replace"))
 
 
-MAX_MESSAGE = 256 << 20   # largest answer the grader will read from the worker
-MAX_ELEMENTS = 1 << 26    # largest tensor (elements) it will accept
+MAX_ELEMENTS = 1 << 26    # largest tensor (elements) it will accept (the wire's REPLY budget is smaller)
 
 
 def check_tensors(obj, depth=0):
@@ -173,18 +189,19 @@ def well_formed(answer):
 
 
 class SandboxStudent(Student):
-    """The submission runs in a boxed worker process (see ``sandbox.py``).
+    """The submission runs in a boxed worker process (see ``autograder/sandbox/``).
 
     Each probe has a wall-clock limit; a worker that dies or hangs during a
     probe is killed and a fresh one is started for the next probe. A worker
     that cannot load the submission fails every later probe at once."""
 
-    def __init__(self, path, probe_timeout=PROBE_TIMEOUT_S, limits=None, isolate=True, load_timeout=None):
+    def __init__(self, path, probe_timeout=PROBE_TIMEOUT_S, limits=None, isolate=True, load_timeout=None,
+                 require_jail=None):
         from ..sandbox import Sandbox
         self.path = os.path.abspath(path)
         self.probe_timeout = probe_timeout
         self.load_timeout = max(probe_timeout, LOAD_TIMEOUT_S) if load_timeout is None else load_timeout
-        self.sandbox = Sandbox(self.path, limits=limits, isolate=isolate)
+        self.sandbox = Sandbox(self.path, limits=limits, isolate=isolate, require_jail=require_jail)
         self.proc = None
         self.load_failure = None
         self.outputs = []
@@ -221,36 +238,20 @@ class SandboxStudent(Student):
         return True
 
     def _read(self, timeout):
-        """One decoded answer; "timeout"; None if the worker died; "bad" if it sent garbage."""
-        deadline = time.monotonic() + timeout
-        head = self._read_exactly(8, deadline)
-        if not isinstance(head, bytes):
-            return head
-        n = int.from_bytes(head, "little")
-        if n > MAX_MESSAGE:
-            return "bad"
-        data = self._read_exactly(n, deadline)
-        if not isinstance(data, bytes):
-            return data
+        """One decoded answer; "timeout"; None if the worker died; "bad" if it sent garbage.
+
+        Framing, budgets and decoding are ``wire``'s (``read_frame``, ``decode`` with
+        ``wire.REPLY``): nothing the worker declares is allocated before it is checked."""
         from ..student_side import wire
+        data = wire.read_frame(self.resp.fileno(), time.monotonic() + timeout, wire.REPLY)
+        if not isinstance(data, bytearray):
+            return data
         try:
-            answer = wire.decode(data)
+            answer = wire.decode(data, wire.REPLY)
             check_tensors(answer)
         except Exception:
             return "bad"
         return answer if well_formed(answer) else "bad"
-
-    def _read_exactly(self, n, deadline):
-        data = bytearray()
-        while len(data) < n:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.resp], [], [], left)[0]:
-                return "timeout"
-            chunk = self.resp.read(min(1 << 20, n - len(data)))
-            if not chunk:
-                return None
-            data += chunk
-        return bytes(data)
 
     def _death(self, what, limit=None):
         proc = self.proc

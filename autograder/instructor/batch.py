@@ -5,8 +5,11 @@ each graded exactly like ``python -m autograder grade`` (``runner.grade_submissi
 ``report.gradescope``), by a pool of ``--workers`` processes
 (default: one per core), one torch thread each. What comes out, under OUT_DIR:
 
-- ``<student>/results.json``: Gradescope's format; ``extra_data.bnlab`` records the
-  submission's sha256, the grader's sha256 and the reason if grading itself failed;
+- ``students/<folder>/results.json``: Gradescope's format; ``extra_data.bnlab`` records
+  the student's name, the submission's sha256, the grader's sha256 and the reason if
+  grading itself failed. ``<folder>`` is the student's name when it is a plain lowercase
+  name, else a slug and a hash of it (``roster.py``): no name can reach or overwrite
+  another student's results or the files below; ``students.csv`` maps names to folders;
 - ``grades.csv``: student, total, max, one column per check id, error;
 - ``summary.md``, ``summary.json``, ``scores.png``: see ``class_summary.py``;
 - ``changes.csv`` when students graded before were graded again (``--regrade``, or
@@ -35,33 +38,13 @@ import time
 from .. import course
 from ..core.report import write_text as write_atomic  # temp file + rename, shared with the CLI
 from . import class_summary
+from .roster import SUBMISSION_SUFFIXES, csv_cell, discover, display_name, folder_name, results_folder  # noqa: F401
 
-SUBMISSION_SUFFIXES = (".py", ".ipynb")
 SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git"}
 RESULTS = "results.json"
 
 
-# ---- what to grade ----
-
-def discover(folder):
-    """[(student, path)] in name order: every visible sub-folder, .py or .ipynb file."""
-    found, taken = [], set()
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if name.startswith((".", "_")):
-            continue
-        if os.path.isdir(path):
-            student = name
-        elif name.endswith(SUBMISSION_SUFFIXES):
-            student = os.path.splitext(name)[0]
-        else:
-            continue
-        if student in taken:  # alice/ and alice.py: keep both, apart
-            student = name
-        taken.add(student)
-        found.append((student, path))
-    return found
-
+# ---- what to grade (``roster.discover``) ----
 
 def tree_hash(path, skip=SKIP_DIRS):
     """sha256 over the relative names and bytes of every file under ``path`` (or of one file)."""
@@ -133,18 +116,28 @@ def grade_job(student, path, options):
         data = grade_submission(path, **options)
     except Exception as exc:  # a grader failure is this student's zero row, not the batch's end
         error = f"the grader failed on this submission ({type(exc).__name__}: {exc})"[:500]
+        if type(exc).__name__ == "NoSandbox":  # no student code ran: rerun where namespaces work, or --unsandboxed
+            error = f"no sandbox ({exc})"[:500]
         data = zero_report(error, options.get("include_hidden", True), options.get("only"))
     return student, data, time.monotonic() - start, error
 
 
 # ---- the batch ----
 
-def load_results(out_dir, student):
+def read_results(path):
+    """A results.json's dict, or None if it is missing or not a JSON object."""
     try:
-        with open(os.path.join(out_dir, student, RESULTS), encoding="utf-8") as f:
-            return json.load(f)
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
     except (OSError, ValueError):
         return None
+    return data if type(data) is dict else None
+
+
+def load_results(out_dir, student):
+    """The student's last results, or None (also when the folder holds another name's results)."""
+    data = read_results(os.path.join(results_folder(out_dir, student), RESULTS))
+    return data if data is not None and bnlab_extra(data).get("student") == student else None
 
 
 def bnlab_extra(data):
@@ -156,7 +149,7 @@ def save(out_dir, student, data, sha, grader, seconds, error, previous):
     data["execution_time"] = round(seconds, 2)
     data["extra_data"] = {"bnlab": {"student": student, "submission_sha256": sha, "grader_sha256": grader,
                                     "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "error": error}}
-    folder = os.path.join(out_dir, student)
+    folder = results_folder(out_dir, student)
     if previous is not None:
         write_atomic(os.path.join(folder, "results.previous.json"), json.dumps(previous, indent=1, ensure_ascii=False))
     write_atomic(os.path.join(folder, RESULTS), json.dumps(data, indent=1, ensure_ascii=False))
@@ -208,8 +201,19 @@ def grades_csv(rows, check_ids):
     for student, data in rows:
         scores = {t["name"]: t["score"] for t in data.get("tests", [])}
         max_total = sum(t["max_score"] for t in data.get("tests", []))
-        w.writerow([student, f"{data.get('score', 0):g}", f"{max_total:g}"]
+        w.writerow([csv_cell(student), f"{data.get('score', 0):g}", f"{max_total:g}"]
                    + [f"{scores[c]:g}" if c in scores else "" for c in check_ids] + [bnlab_extra(data).get("error", "")])
+    return buf.getvalue()
+
+
+def students_csv(found):
+    """student, folder (under OUT/students/), submission (its name in the submissions folder)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["student", "folder", "submission"])
+    for student, path in found:
+        submission = display_name(os.path.basename(path))
+        w.writerow([csv_cell(student), f"students/{folder_name(student)}", csv_cell(submission)])
     return buf.getvalue()
 
 
@@ -218,13 +222,13 @@ def changes_csv(diffs):
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["student", "before", "after", "change", "now_passing", "now_failing"])
     for student, d in diffs:
-        w.writerow([student, f"{d['before']:g}", f"{d['after']:g}", f"{d['change']:+g}",
+        w.writerow([csv_cell(student), f"{d['before']:g}", f"{d['after']:g}", f"{d['change']:+g}",
                     " ".join(d["now_passing"]), " ".join(d["now_failing"])])
     return buf.getvalue()
 
 
 def grade_batch(submissions_dir, out_dir, workers=None, regrade=False, include_hidden=True, only=None,
-                probe_timeout=None, time_limit=None, progress=True, log=print):
+                probe_timeout=None, time_limit=None, progress=True, log=print, unsandboxed=None):
     """Grade every submission that needs it, then write grades.csv, the summary and changes.csv.
 
     Returns {"graded": [...], "skipped": [...], "changed": [(student, diff)], "rows": [(student, data)]}."""
@@ -247,7 +251,8 @@ def grade_batch(submissions_dir, out_dir, workers=None, regrade=False, include_h
 
     options = {"include_hidden": include_hidden, "only": only,
                "probe_timeout": course.setting("probe_timeout", probe_timeout),
-               "time_limit": course.setting("time_limit", time_limit)}
+               "time_limit": course.setting("time_limit", time_limit),
+               "unsandboxed": course.setting("unsandboxed", unsandboxed)}
     current, diffs = {}, []
     bar = None
     if progress and todo:
@@ -280,6 +285,7 @@ def grade_batch(submissions_dir, out_dir, workers=None, regrade=False, include_h
     seen = {t["name"] for _, d in rows for t in d.get("tests", [])}
     check_ids += sorted(seen - set(check_ids))
     write_atomic(os.path.join(out_dir, "grades.csv"), grades_csv(rows, check_ids))
+    write_atomic(os.path.join(out_dir, "students.csv"), students_csv(found))
     class_summary.write_summary(out_dir, rows, check_ids)
 
     diffs.sort()
@@ -304,12 +310,20 @@ def grade_batch(submissions_dir, out_dir, workers=None, regrade=False, include_h
 
 
 def collect(out_dir):
-    """Rebuild grades.csv and the summary from OUT_DIR/*/results.json; returns the summary."""
+    """Rebuild grades.csv and the summary from OUT_DIR/students/*/results.json (grade-batch's
+    layout) and OUT_DIR/*/results.json (one CI job per student); returns the summary."""
     from ..core import runner
-    rows = []
-    for name in sorted(os.listdir(out_dir)):
-        data = load_results(out_dir, name) if os.path.isdir(os.path.join(out_dir, name)) else None
-        if data is not None and "tests" in data:
+    from .roster import STUDENTS
+    rows, taken = [], set()
+    places = [os.path.join(out_dir, STUDENTS, n) for n in sorted(os.listdir(os.path.join(out_dir, STUDENTS)))] \
+        if os.path.isdir(os.path.join(out_dir, STUDENTS)) else []
+    places += [os.path.join(out_dir, n) for n in sorted(os.listdir(out_dir)) if n != STUDENTS]
+    for place in places:
+        data = read_results(os.path.join(place, RESULTS)) if os.path.isdir(place) else None
+        name = bnlab_extra(data).get("student")
+        name = name if type(name) is str else display_name(os.path.basename(place))
+        if data is not None and type(data.get("tests")) is list and name not in taken:
+            taken.add(name)
             rows.append((name, data))
     try:
         check_ids = [c.id for c in runner.selected_checks(True)]
@@ -339,6 +353,8 @@ def add_arguments(parser, command="grade-batch"):
                         help=f"{s['probe_timeout'].help} (default {s['probe_timeout'].default:g})")
     parser.add_argument("--time-limit", type=float, help=f"{s['time_limit'].help} (default {s['time_limit'].default:g})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--unsandboxed", action="store_true",
+                        help="grade even where the sandbox's private file system cannot be built (trusted code only)")
     return parser
 
 
@@ -358,5 +374,6 @@ def run(args):
         return 2
     grade_batch(args.submissions, args.out, workers=args.workers, regrade=args.regrade,
                 include_hidden=not args.public_only, only=args.only, probe_timeout=args.probe_timeout,
-                time_limit=args.time_limit, progress=not args.no_progress)
+                time_limit=args.time_limit, progress=not args.no_progress,
+                unsandboxed=True if args.unsandboxed else None)
     return 0

@@ -3,7 +3,7 @@
 ``grade`` runs the public and hidden checks through ``runner.grade_submission``,
 prints a table, and writes Gradescope's ``results.json`` (``--results``) and
 JUnit XML (``--junit``). Exit status 0 whenever grading completed, whatever the
-score; 2 for a usage error.
+score; 2 for a usage error; 3 when it refused to grade because no sandbox could be built here.
 """
 import os
 import sys
@@ -28,6 +28,8 @@ def add_arguments(parser, command):
     parser.add_argument("--time-limit", type=float,
                         help=f"{s['time_limit'].help} (default {s['time_limit'].default:g}, ${s['time_limit'].env})")
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
+    parser.add_argument("--unsandboxed", action="store_true",
+                        help=f"{s['unsandboxed'].help} (${s['unsandboxed'].env}=1)")
     parser.add_argument("--device", choices=s["device"].choices,
                         help=f"{s['device'].help} (default {s['device'].default}, ${s['device'].env})")
 
@@ -46,9 +48,14 @@ def run(args):
             print(f"error: {exc}", file=sys.stderr)
             return 2
     from ..core import report, runner
-    graded = runner.grade_submission(args.submission, include_hidden=not args.public_only, only=args.only,
-                                     sandboxed=not args.in_process, probe_timeout=args.probe_timeout,
-                                     time_limit=args.time_limit, device=args.device)
+    from ..sandbox import NoSandbox
+    try:
+        graded = runner.grade_submission(args.submission, include_hidden=not args.public_only, only=args.only,
+                                         sandboxed=not args.in_process, probe_timeout=args.probe_timeout,
+                                         time_limit=args.time_limit, device=args.device,
+                                         unsandboxed=True if args.unsandboxed else None)
+    except NoSandbox as exc:
+        return refuse_without_sandbox(args, exc)
     if not args.quiet:
         print(report.table(graded.results))
     if args.results:
@@ -56,6 +63,18 @@ def run(args):
     if args.junit:
         report.write_text(args.junit, report.junit(graded.results))
     return 0
+
+
+def refuse_without_sandbox(args, exc):
+    """No private file system here: no student code ran; say so, write a zero report, exit 3."""
+    print(f"error: not graded: no sandbox: {exc}. The submission could read the hidden checks and the quiz key; "
+          "grade it on a platform that allows namespaces (root or unprivileged user namespaces), or pass "
+          "--unsandboxed for trusted code.", file=sys.stderr)
+    if args.results:
+        from ..core import report
+        from .batch import zero_report
+        report.write_json(args.results, zero_report(f"no sandbox ({exc})", not args.public_only, args.only))
+    return 3
 
 
 def rubric(args):

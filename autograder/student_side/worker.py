@@ -1,6 +1,6 @@
 """The student's process: load the submission, then answer probe requests.
 
-Launched by ``autograder/sandbox.py`` as ``python -s -P -u``: its cwd is a copy of the
+Launched by ``autograder/sandbox/`` (its bootstrap) as ``python -s -P -u``: its cwd is a copy of the
 submission's folder, and ``sys.path`` holds a copy of ``student_side`` (first), the
 interpreter's own folders, and that copy of the submission's folder (last), nothing
 else. Requests come on one inherited pipe, answers go back on another; stdin is
@@ -9,8 +9,9 @@ else. Requests come on one inherited pipe, answers go back on another; stdin is
 import os
 import sys
 
+from . import wire
 from .session import Session
-from .wire import encode, read_message
+from .wire import read_message
 
 
 def harden(keep):
@@ -31,6 +32,20 @@ def harden(keep):
         os.set_inheritable(fd, False)
 
 
+def encode(answer):
+    """One answer's frame, within the budget the grader will read (``wire.REPLY``)."""
+    return wire.encode(answer, wire.REPLY)
+
+
+def reply(response):
+    """The answer's frame; an answer that cannot be sent (not plain data, over the wire's
+    budget) becomes an error reply that can."""
+    try:
+        return encode(response)
+    except Exception as exc:  # whatever the value did while being encoded
+        return encode(wire.error_reply("ProbeError", f"could not send the answer back ({wire.clip(exc, 300)})"))
+
+
 def main():
     req_fd = int(os.environ["BNLAB_REQ_FD"])
     resp_fd = int(os.environ["BNLAB_RESP_FD"])
@@ -48,12 +63,7 @@ def main():
         request = read_message(requests)
         if request is None:
             break
-        response = session.handle(request)
-        try:
-            data = encode(response)
-        except Exception as exc:  # a value torch.save cannot write
-            data = encode({"error": {"type": "ProbeError", "message": f"could not send the answer back ({exc})", "where": ""}})
-        answers.write(data)
+        answers.write(reply(session.handle(request)))
         answers.flush()
     os._exit(0)
 
