@@ -30,6 +30,7 @@ import sys
 import time
 
 from .report import write_text as write_atomic  # temp file + rename, shared with the CLI
+from .student import PROBE_TIMEOUT_S
 
 SUBMISSION_SUFFIXES = (".py", ".ipynb")
 SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git"}
@@ -86,17 +87,17 @@ def grader_hash():
 
 # ---- grading one submission (the same path as `python -m autograder grade`) ----
 
-def grade_submission(path, include_hidden=True, only=None, probe_timeout=60.0, time_limit=600.0):
+def grade_submission(path, include_hidden=True, only=None, probe_timeout=PROBE_TIMEOUT_S, time_limit=600.0):
     """Gradescope's results dict for one submission; raises only if the grader itself fails."""
     from . import report, runner
     from .student import SandboxStudent
     checks = runner.selected_checks(include_hidden, only)
     student = SandboxStudent(path, probe_timeout=probe_timeout)
     try:
-        results, _ = runner.grade(student, checks, time_limit=time_limit)
+        results, context = runner.grade(student, checks, time_limit=time_limit)
     finally:
         student.close()
-    return report.gradescope(results, student.output())
+    return report.gradescope(results, student.output(), tampering=context.get("tampering"))
 
 
 def zero_report(reason, include_hidden=True, only=None):
@@ -154,7 +155,7 @@ def bnlab_extra(data):
 def save(out_dir, student, data, sha, grader, seconds, error, previous):
     data = dict(data)
     data["execution_time"] = round(seconds, 2)
-    data["extra_data"] = {"bnlab": {"student": student, "submission_sha256": sha, "grader_sha256": grader,
+    data["extra_data"] = {"bnlab": {**bnlab_extra(data), "student": student, "submission_sha256": sha, "grader_sha256": grader,
                                     "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "error": error}}
     folder = os.path.join(out_dir, student)
     if previous is not None:
@@ -201,16 +202,26 @@ def changes(previous, current):
 
 
 def grades_csv(rows, check_ids):
-    """student, total, max, one column per check id (points), error."""
+    """student, total, max, one column per check id (points), error, flagged (the tamper scan's findings)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["student", "total", "max"] + check_ids + ["error"])
+    w.writerow(["student", "total", "max"] + check_ids + ["error", "flagged"])
     for student, data in rows:
         scores = {t["name"]: t["score"] for t in data.get("tests", [])}
         max_total = sum(t["max_score"] for t in data.get("tests", []))
         w.writerow([student, f"{data.get('score', 0):g}", f"{max_total:g}"]
-                   + [f"{scores[c]:g}" if c in scores else "" for c in check_ids] + [bnlab_extra(data).get("error", "")])
+                   + [f"{scores[c]:g}" if c in scores else "" for c in check_ids] + [bnlab_extra(data).get("error", ""),
+                                                                                      flag_cell(data)])
     return buf.getvalue()
+
+
+def flag_cell(data):
+    """'' or 'N finding(s): where: what; ...' (the first three) for grades.csv's flagged column."""
+    found = bnlab_extra(data).get("tampering") or []
+    if not found:
+        return ""
+    shown = "; ".join(f"{f.get('where', '?')}: {f.get('what', '?')}" for f in found[:3])
+    return f"{len(found)} finding(s): {shown}"
 
 
 def changes_csv(diffs):
@@ -224,7 +235,7 @@ def changes_csv(diffs):
 
 
 def grade_batch(submissions_dir, out_dir, workers=None, regrade=False, include_hidden=True, only=None,
-                probe_timeout=60.0, time_limit=600.0, progress=True, log=print):
+                probe_timeout=PROBE_TIMEOUT_S, time_limit=600.0, progress=True, log=print):
     """Grade every submission that needs it, then write grades.csv, the summary and changes.csv.
 
     Returns {"graded": [...], "skipped": [...], "changed": [(student, diff)], "rows": [(student, data)]}."""
@@ -312,7 +323,8 @@ def add_grade_batch_arguments(parser):
                         help="grade every submission again, even unchanged ones, and report who changed")
     parser.add_argument("--public-only", action="store_true", help="run only the public checks")
     parser.add_argument("--only", nargs="*", help="check ids or pieces to run")
-    parser.add_argument("--probe-timeout", type=float, default=60.0, help="seconds one probe may take (default 60)")
+    parser.add_argument("--probe-timeout", type=float, default=PROBE_TIMEOUT_S,
+                        help=f"seconds one probe may take (default {PROBE_TIMEOUT_S:g})")
     parser.add_argument("--time-limit", type=float, default=600.0,
                         help="seconds for one whole submission (default 600)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

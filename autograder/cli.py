@@ -2,6 +2,10 @@
 import argparse
 import os
 import sys
+import time
+
+
+from .student import PROBE_TIMEOUT_S  # noqa: E402  (no torch import: the worker starts first)
 
 
 def build_parser():
@@ -15,8 +19,11 @@ def build_parser():
     g.add_argument("--only", nargs="*", help="check ids or pieces to run")
     g.add_argument("--in-process", action="store_true",
                    help="run the submission inside the grader's process (trusted code only; for benchmarks)")
-    g.add_argument("--probe-timeout", type=float, default=60.0, help="seconds one probe may take (default 60)")
-    g.add_argument("--time-limit", type=float, default=600.0, help="seconds for the whole submission (default 600)")
+    g.add_argument("--probe-timeout", type=float, default=PROBE_TIMEOUT_S,
+                   help=f"seconds one probe may take (default {PROBE_TIMEOUT_S:g})")
+    g.add_argument("--time-limit", type=float, default=None,
+                   help="hard limit in seconds for the whole submission, loading and the last probe included "
+                        "(default: runner.WHOLE_RUN_LIMIT_S, 600)")
     g.add_argument("--quiet", action="store_true", help="do not print the table")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"],
                    help="where the training check trains (default: auto, the GPU when there is one)")
@@ -38,6 +45,7 @@ def build_parser():
 
 
 def cmd_grade(args):
+    started = time.monotonic()      # --time-limit counts from here: starting the worker and loading included
     if not os.path.exists(args.submission):
         print(f"error: submission {args.submission!r} does not exist", file=sys.stderr)
         return 2
@@ -55,13 +63,17 @@ def cmd_grade(args):
     try:
         from . import report, runner
         checks = runner.selected_checks(not args.public_only, args.only)
-        results, _ = runner.grade(student, checks, time_limit=args.time_limit)
+        limit = runner.WHOLE_RUN_LIMIT_S if args.time_limit is None else args.time_limit
+        results, context = runner.grade(student, checks, time_limit=limit, started=started)
     finally:
         student.close()
     if not args.quiet:
         print(report.table(results))
+        if context.get("tampering"):
+            print("FLAGGED: " + "; ".join(str(f) for f in context["tampering"][:8]))
     if args.results:
-        report.write_json(args.results, report.gradescope(results, student.output()))
+        report.write_json(args.results, report.gradescope(results, student.output(),
+                                                          tampering=context.get("tampering")))
     if args.junit:
         report.write_text(args.junit, report.junit(results))
     return 0

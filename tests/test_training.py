@@ -171,7 +171,7 @@ def test_passing_notes_say_which_data_was_used(reference_training):
     _, plan, result = reference_training
     note = checks.judge_accuracy(plan, result)
     assert plan.description in note and "test accuracy" in note
-    assert result["correct"] / result["total"] >= plan.threshold + 0.1     # a clear margin, not a coin toss
+    assert result["judge"]["correct"] / result["total"] >= plan.threshold + 0.1     # a clear margin, not a coin toss
     assert plan.description in checks.judge_losses(plan, result, training_ref.reference_losses(plan.device))
 
 
@@ -255,11 +255,17 @@ def test_eval_judge_names_the_failing_situation():
     outputs = {"first": base, "again": base, "no_grad": base, "mixed": base.clone(), "alone": base[:1]}
     outputs["mixed"][train_probe.MIX_ROW] = base[0]
     ok = {k: returned(v) for k, v in outputs.items()}
-    assert "deterministic" in checks.judge_eval(fake_plan(), {"eval": ok, "eval_error": None})
+    judge = {"first": base.float().double()}
+    assert "deterministic" in checks.judge_eval(fake_plan(), {"eval": ok, "eval_error": None, "judge": judge})
     with pytest.raises(Fail, match="batch of one"):
-        checks.judge_eval(fake_plan(), {"eval": dict(ok, alone=returned(base[:1] + 0.5)), "eval_error": None})
+        checks.judge_eval(fake_plan(), {"eval": dict(ok, alone=returned(base[:1] + 0.5)), "eval_error": None,
+                                        "judge": judge})
     with pytest.raises(Fail, match="passed twice"):
-        checks.judge_eval(fake_plan(), {"eval": dict(ok, again=returned(base + 0.01)), "eval_error": None})
+        checks.judge_eval(fake_plan(), {"eval": dict(ok, again=returned(base + 0.01)), "eval_error": None,
+                                        "judge": judge})
+    # consistent with itself, but not what the returned weights and moving statistics give
+    with pytest.raises(Fail, match="differ from what the trained weights and your layers' own moving statistics"):
+        checks.judge_eval(fake_plan(), {"eval": ok, "eval_error": None, "judge": {"first": base + 0.1}})
     with pytest.raises(Fail, match="fails in eval\\(\\) mode after training: boom"):
         checks.judge_eval(fake_plan(), {"eval": None, "eval_error": "boom"})
 
@@ -290,8 +296,8 @@ def small_cuda_plan(monkeypatch):
 
 def test_auto_falls_back_to_the_cpu_when_the_worker_sees_no_gpu(small_cuda_plan):
     student = NoGpuWorker()
-    plan, result = checks.training_run(student)
-    assert student.devices == ["cuda", "cpu"] and plan.device == "cpu" and result == {"device": "cpu"}
+    plan, result, error = checks.probe_training(student, training_ref.choose_device())
+    assert student.devices == ["cuda", "cpu"] and plan.device == "cpu" and result == {"device": "cpu"} and not error
 
 
 def test_explicit_cuda_does_not_fall_back(small_cuda_plan, monkeypatch):
