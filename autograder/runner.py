@@ -7,12 +7,18 @@ import time
 import traceback
 
 from .check import PIECES, REGISTRY, Fail
-from .student import StudentError
+from .student import StudentError, time_limit_message
 
 WHOLE_RUN_LIMIT_S = 600.0
-# pieces whose code calls another piece's: when that one timed out, these are not run at all
-# (LeNet-BN trains with your BatchNorm: a BatchNorm that hung in its own checks hangs there too)
+# Pieces whose code runs another piece's. RUNS_ON: when that one timed out, these are not run at all
+# (LeNet-BN trains with your BatchNorm: a BatchNorm that hung in its own checks hangs there too).
+# MAY_RUN: when that one timed out, these are probed with at most SUSPECT_TIMEOUT_S (d2l's BatchNorm
+# calls batch_norm; one that does not answers in milliseconds). So a batch_norm that never returns
+# costs one probe timeout, one short one and two worker restarts (measured: under 2 minutes on two
+# busy cores at the defaults, tests/test_hostile.py::test_never_returns).
 RUNS_ON = {"training": ("BatchNorm",)}
+MAY_RUN = {"BatchNorm": ("batch_norm",)}
+SUSPECT_TIMEOUT_S = 10.0
 
 
 @dataclasses.dataclass
@@ -112,26 +118,26 @@ def grade(student, checks, time_limit=WHOLE_RUN_LIMIT_S, started=None):
     for check in checks:
         blocked = [p for p in (check.piece,) + RUNS_ON.get(check.piece, ()) if p in hung]
         if time.monotonic() >= deadline:
-            results.append(failed(check, f"not graded: the time limit for the whole submission ({time_limit:g} s) "
-                                         f"ran out"))
+            results.append(failed(check, time_limit_message(time_limit)))
             continue
         if blocked:
             piece = blocked[0]
             uses = "" if piece == check.piece else f"; {check.piece} runs your {piece}"
             results.append(failed(check, f"not run: {piece} timed out in an earlier check ({hung[piece]}{uses})"))
             continue
-        student.begin_check()
+        student.begin_check(cap=SUSPECT_TIMEOUT_S if any(p in hung for p in MAY_RUN.get(check.piece, ())) else None)
         result = run_one(check, student, context)
         if student.timed_out:
             hung.setdefault(check.piece, check.id)
         if findings and student.observed:
             result = dataclasses.replace(result, score=0.0, passed=False, message=(
                 f"scored zero: this check relies on {', '.join(sorted(student.observed))}, observed inside your "
-                f"process, and {tamper_summary(findings)}. (Without that: {result.message or 'passed'})"))
+                f"process, and {tamper_summary(findings)}. (Graded as if not flagged: "
+                f"{'passed' if result.passed else 'failed'}{': ' + result.message if result.message else ''})"))
         results.append(result)
     return results, context
 
 
 def tamper_summary(findings):
     from . import tamper
-    return tamper.summary(findings)
+    return tamper.summary(findings, limit=3)

@@ -114,9 +114,11 @@ class Student:
     timed_out = False
     deadline = None
     time_limit = None
+    cap = None
 
-    def begin_check(self):
-        self.observed, self.timed_out = frozenset(), False
+    def begin_check(self, cap=None):
+        """A new check starts; ``cap``: seconds its probes may take at most (None: the probe timeout)."""
+        self.observed, self.timed_out, self.cap = frozenset(), False, cap
 
     def observe(self, *kinds):
         """Note observation kinds used by the current check (a judge reusing an earlier probe's answer)."""
@@ -301,6 +303,8 @@ class SandboxStudent(Student):
 
     def _limit(self, timeout):
         """(seconds this wait may take, whether the whole-run deadline is what bounds it)."""
+        if self.cap is not None:
+            timeout = min(timeout, self.cap)
         left = self.time_left()
         if left is not None and left < timeout:
             return max(0.0, left), True
@@ -352,10 +356,11 @@ class SandboxStudent(Student):
         deadline = time.monotonic() + timeout
         sent = self._write(wire.encode(request), deadline)
         if sent is not True:
-            return {"error": {"type": "ProbeError", "message": self._death(sent, None, by_deadline), "where": ""}}
+            return {"error": {"type": "ProbeError", "message": self._death(sent, timeout, by_deadline), "where": ""}}
         answer = self._read(max(0.0, deadline - time.monotonic()))
         if not isinstance(answer, dict):
-            return {"error": {"type": "ProbeError", "message": self._death(answer, None, by_deadline), "where": ""}}
+            return {"error": {"type": "ProbeError", "message": self._death(answer, timeout, by_deadline),
+                              "where": ""}}
         return answer
 
     def _stop(self, linger=0.0):

@@ -75,6 +75,7 @@ DISPATCH_NAMES = frozenset({
     "_pop_torch_function_stack", "_push_on_torch_function_stack", "_get_function_stack_at",
     "_disabled_torch_function_impl", "_disabled_torch_dispatch_impl", "_RestorePythonTLSSnapshot",
     "_no_dispatch", "no_dispatch", "enable_python_dispatcher", "_overrides"})
+SUBCLASS_PROTOCOL = frozenset({"__torch_function__", "__torch_dispatch__"})   # a tensor subclass: no mode involved
 DISPATCH_PATTERN = re.compile(r"(?i)dispatch|torch_?function|mode_stack")
 BUILTIN_CODE_CALLS = frozenset({"exec", "eval", "compile", "__import__"})   # as bare names (net.eval() is fine)
 DYNAMIC_CALLS = BUILTIN_CODE_CALLS | {"import_module", "reload", "spec_from_file_location", "spec_from_loader",
@@ -141,7 +142,7 @@ class Scanner(ast.NodeVisitor):
     def name_use(self, node, name):
         if name in GRADER_NAMES:
             self.flag(node, f"refers to the grader's `{name}`")
-        elif name in DISPATCH_NAMES or DISPATCH_PATTERN.search(name):
+        elif name in DISPATCH_NAMES or (DISPATCH_PATTERN.search(name) and name not in SUBCLASS_PROTOCOL):
             self.flag(node, f"uses PyTorch's dispatch machinery (`{name}`)")
         elif name in ALWAYS_FRAME_ATTRS:
             self.flag(node, f"uses interpreter internals (`{name}`: frames, code objects, globals)")
@@ -191,9 +192,10 @@ class Scanner(ast.NodeVisitor):
         self.name_use(node, node.attr)
         owner = dotted(node.value)
         if owner is not None and node.attr in FRAME_ATTRS:
-            real = self.bound.get(owner.split(".")[0], owner.split(".")[0])
+            head, _, tail = owner.partition(".")
+            real = self.bound.get(head, head) + ("." + tail if tail else "")
             if real.split(".")[0] in FRAME_OWNERS:
-                self.flag(node, f"uses `{owner}.{node.attr}` (interpreter internals: modules, frames, tracing)")
+                self.flag(node, f"uses `{real}.{node.attr}` (interpreter internals: modules, frames, tracing)")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             self.rebinding(node)
         self.generic_visit(node)
