@@ -98,7 +98,8 @@ def compare(nbgrader, cli, mapping):
 def verify(root, assignment=ASSIGNMENT, students=None, probe_timeout=None, out=print):
     """Compare every (or the named) student; returns {student: [problems]}."""
     if probe_timeout is None:
-        probe_timeout = float(os.environ.get("BNLAB_PROBE_TIMEOUT", "60"))
+        from .student import PROBE_TIMEOUT_S
+        probe_timeout = float(os.environ.get("BNLAB_PROBE_TIMEOUT", PROBE_TIMEOUT_S))
     submitted = os.path.join(root, "gradebook", "submitted")
     db_url = "sqlite:///" + os.path.join(root, "gradebook", "gradebook.db")
     mapping = check_of_cell(os.path.join(root, "solutions", assignment))

@@ -40,7 +40,7 @@ import warnings
 import torch
 
 from . import runner
-from .student import InProcessStudent
+from .student import PROBE_TIMEOUT_S, InProcessStudent
 from .student_side.session import Session
 
 NOTEBOOK_OF_PIECE = {
@@ -55,7 +55,7 @@ NOTEBOOK_OF_PIECE = {
 
 AUTOGRADE_ENV = "BNLAB_AUTOGRADE"          # "sandbox": set by the course's nbgrader_config.py
 PROBE_TIMEOUT_ENV = "BNLAB_PROBE_TIMEOUT"  # seconds per probe in autograde (the CLI's --probe-timeout)
-DEFAULT_PROBE_TIMEOUT = 60.0               # the CLI's default
+DEFAULT_PROBE_TIMEOUT = PROBE_TIMEOUT_S     # the CLI's default
 
 
 class CheckFailed(AssertionError):

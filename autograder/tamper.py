@@ -56,16 +56,27 @@ FORBIDDEN_MODULES = {
     "torch.overrides": "PyTorch's function modes (torch.overrides)",
     "torch._dispatch": "PyTorch's dispatch internals", "torch._ops": "PyTorch's operator internals",
     "torch._subclasses": "PyTorch's tensor-subclass internals",
+    "torch.library": "PyTorch's operator registration (torch.library: kernels the grader cannot see into)",
+    "torch._library": "PyTorch's operator registration", "torch._custom_ops": "PyTorch's operator registration",
+    "signal": "signal handlers (code run in the middle of the grader's code)",
+    "pdb": "the debugger (frames of the grader's code)", "bdb": "the debugger (frames of the grader's code)",
 }
-FRAME_ATTRS = frozenset({
-    "_getframe", "_current_frames", "currentframe", "stack", "getouterframes", "getinnerframes", "trace",
-    "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "f_trace", "tb_frame", "tb_next",
-    "gi_frame", "cr_frame", "ag_frame", "__globals__", "__code__", "__closure__", "__subclasses__",
-    "__builtins__", "settrace", "setprofile", "addaudithook", "_clear_type_cache", "modules", "meta_path",
-    "path_hooks", "path_importer_cache", "get_objects", "get_referrers", "get_referents"})
-FRAME_OWNERS = frozenset({"sys", "inspect", "threading", "gc"})  # `modules`, `stack`, `trace` only matter on these
-ALWAYS_FRAME_ATTRS = FRAME_ATTRS - {"modules", "stack", "trace", "meta_path", "path_hooks", "path_importer_cache",
-                                    "settrace", "setprofile", "get_objects", "get_referrers", "get_referents"}
+# attributes that are interpreter internals wherever they appear
+ALWAYS_FRAME_ATTRS = frozenset({
+    "_getframe", "_current_frames", "currentframe", "f_back", "f_globals", "f_locals", "f_builtins", "f_code",
+    "f_trace", "tb_frame", "tb_next", "gi_frame", "cr_frame", "ag_frame", "__globals__", "__code__", "__closure__",
+    "__subclasses__", "__builtins__", "addaudithook", "_clear_type_cache", "get_objects", "get_referrers",
+    "get_referents", "walk_stack", "walk_tb", "custom_op", "load_library"})
+# attributes that are internals only on these modules (torch.stack and net.modules() are fine)
+OWNED_ATTRS = {
+    "sys": {"modules", "meta_path", "path_hooks", "path_importer_cache", "settrace", "setprofile", "monitoring",
+            "setswitchinterval"},
+    "inspect": {"stack", "trace", "getouterframes", "getinnerframes"},
+    "threading": {"settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads"},
+    "importlib": {"invalidate_caches"},
+    "type": {"__setattr__", "__delattr__"}, "object": {"__setattr__", "__delattr__"},
+}
+FRAME_ATTRS = ALWAYS_FRAME_ATTRS | {a for attrs in OWNED_ATTRS.values() for a in attrs}
 DISPATCH_NAMES = frozenset({
     "TorchDispatchMode", "TorchFunctionMode", "DisableTorchFunction", "DisableTorchFunctionSubclass",
     "_DisableTorchDispatch", "_DisableFuncTorch", "_disable_current_modes", "_pop_mode", "_push_mode",
@@ -85,6 +96,7 @@ MODULE_PATH = re.compile(r"^[A-Za-z_][\w.]*$")
 SETTINGS = ("torch.backends.", "matplotlib.rcParams", "plt.rcParams", "mpl.rcParams", "pd.options.",
             "pandas.options.", "np.set_printoptions")
 MAX_FILES = 200
+CODE_SUFFIXES = (".py", ".pth", ".so", ".pyc")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +189,7 @@ class Scanner(ast.NodeVisitor):
             if module:
                 self.module_path(node, f"{module}.{alias.name}")
             self.name_use(node, alias.name)
-            if alias.name in FRAME_ATTRS and module.split(".")[0] in FRAME_OWNERS:
+            if alias.name in OWNED_ATTRS.get(module.split(".")[0], ()):
                 self.flag(node, f"imports `{module}.{alias.name}` (interpreter internals)")
             self.bound[alias.asname or alias.name] = f"{module}.{alias.name}" if module else alias.name
         self.generic_visit(node)
@@ -194,8 +206,15 @@ class Scanner(ast.NodeVisitor):
         if owner is not None and node.attr in FRAME_ATTRS:
             head, _, tail = owner.partition(".")
             real = self.bound.get(head, head) + ("." + tail if tail else "")
-            if real.split(".")[0] in FRAME_OWNERS:
+            if node.attr in OWNED_ATTRS.get(real.split(".")[0], ()):
                 self.flag(node, f"uses `{real}.{node.attr}` (interpreter internals: modules, frames, tracing)")
+        if owner is not None and owner.split(".")[0] in self.bound:
+            head, _, tail = owner.partition(".")
+            full = ".".join(x for x in (self.bound[head], tail, node.attr) if x)
+            if full in FORBIDDEN_MODULES:
+                self.flag(node, f"uses {FORBIDDEN_MODULES[full]}")
+        if node.attr == "__dict__" and root_name(node) in self.bound:
+            self.flag(node, f"reads `{dotted(node) or '__dict__'}` of an imported name")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             self.rebinding(node)
         self.generic_visit(node)
@@ -250,11 +269,14 @@ class Scanner(ast.NodeVisitor):
                 fake = ast.Attribute(value=args[0], attr=attr, ctx=ast.Load(), lineno=node.lineno)
                 self.name_use(node, attr)
                 owner = dotted(args[0])
-                if owner and attr in FRAME_ATTRS and \
-                        self.bound.get(owner.split(".")[0], owner).split(".")[0] in FRAME_OWNERS:
+                if owner and attr in OWNED_ATTRS.get(self.bound.get(owner.split(".")[0], owner).split(".")[0], ()):
                     self.flag(node, f"uses `{owner}.{attr}` (interpreter internals)")
                 if name in ("setattr", "delattr"):
                     self.rebinding(fake)
+        if name in ("open", "Path", "write_text", "write_bytes", "copy", "copyfile", "rename", "replace") and any(
+                isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.endswith(CODE_SUFFIXES)
+                for a in args):
+            self.flag(node, "writes or opens a code file at run time (code the grader cannot read beforehand)")
         if name == "vars" and isinstance(node.func, ast.Name) and args and root_name(args[0]) in self.bound:
             self.flag(node, f"reads `vars()` of the imported `{dotted(args[0])}`")
         self.generic_visit(node)

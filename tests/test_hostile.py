@@ -39,7 +39,7 @@ def catalogue():
     return {
         # time limits first: they measure wall time, the rest run beside them
         "never_returns": ("bottom", [], ()),                  # every check, default limits
-        "sleep_under_timeout": ("bottom", [BN, "BatchNorm"], ("--time-limit", "5", "--probe-timeout", "60")),
+        "sleep_under_timeout": ("bottom", [BN, "BatchNorm"], ("--time-limit", "5", "--probe-timeout", "600")),
         # forged evidence
         "redirected_training": ("bottom", ["BatchNorm", "training"], ()),
         "overwritten_accuracy": ("bottom", ["training"], ()),
@@ -83,9 +83,10 @@ class Graded:
     def __init__(self, name, place, only, extra, folder):
         path = submission(name, place, folder)
         self.results = os.path.join(str(folder), "results.json")
+        self.junit = os.path.join(str(folder), "junit.xml")
         start = time.monotonic()
         self.proc = subprocess.run([sys.executable, "-m", "autograder", "grade", path, "--results", self.results,
-                                    "--quiet", *(["--only", *only] if only else []), *extra],
+                                    "--junit", self.junit, "--quiet", *(["--only", *only] if only else []), *extra],
                                    cwd=ROOT, capture_output=True, text=True, timeout=600)
         self.seconds = time.monotonic() - start
         self.report, self.tests = None, {}
@@ -93,6 +94,11 @@ class Graded:
             with open(self.results, encoding="utf-8") as f:
                 self.report = json.load(f)
             self.tests = {t["name"]: t for t in self.report["tests"]}
+
+    def check_seconds(self):
+        """{check id: seconds the runner spent on it} (from the JUnit report)."""
+        import xml.etree.ElementTree as ET
+        return {c.get("name"): float(c.get("time")) for c in ET.parse(self.junit).getroot().iter("testcase")}
 
     def check(self):
         """What holds for every hostile submission; returns (report, {check id: test})."""
@@ -345,7 +351,8 @@ def test_trace_rewritten(graded):
     observed = {i: t for i, t in residual.items() if "scored zero: this check relies on" in t["output"]}
     assert {"Residual.values_identity", "Residual.values_projection", "Residual.resnet18_table"} <= set(observed)
     flagged_zero(observed)
-    assert sum(t["score"] for t in residual.values()) <= 2      # at most the two seed shape checks
+    # what it keeps is what a shared batch norm really gets right (shapes, eval() runs): values, not observations
+    assert all("relies on" not in t["output"] for i, t in residual.items() if i not in observed)
     all_pass(of(tests, "quiz.q"))
 
 
@@ -354,7 +361,9 @@ def test_trace_rewritten(graded):
 def test_sleep_under_timeout(graded):
     g = graded["sleep_under_timeout"]
     _, tests = g.check()
-    assert g.seconds < 5 + 20, f"{g.seconds:.0f} s for --time-limit 5 (each call sleeps 59 s)"
+    # each call sleeps 590 s, under the 600 s probe timeout: only the whole-run limit can stop it
+    assert g.seconds < 120, f"{g.seconds:.0f} s for --time-limit 5"
+    assert sum(g.check_seconds().values()) < 5 + 2, g.check_seconds()   # the checks end with the limit
     all_fail(tests, "time limit for the whole submission (5 s) ran out")
 
 

@@ -81,6 +81,13 @@ def test_no_honest_submission_is_flagged(tmp_path):
     ("open('/proc/self/mem', 'rb')", "/proc/"),
     ("x = 'student_side.probes'", "grader's module"),
     ("from . import probes", "relative import"),
+    ("import torch\ntorch.library.Library('aten', 'IMPL')", "operator registration"),
+    ("import traceback\nfor f, _ in traceback.walk_stack(None): pass", "interpreter internals"),
+    ("from torch import nn\ntype.__setattr__(nn.Module, '__call__', None)", "interpreter internals"),
+    ("import sys\nd = sys.__dict__", "__dict__"),
+    ("import signal\nsignal.signal(signal.SIGALRM, print)", "signal handlers"),
+    ("import sys\nsys.meta_path.insert(0, object())", "sys.meta_path"),
+    ("open('helper.py', 'w').write('import gc')", "code file"),
 ])
 def test_each_kind_is_flagged(source, needle):
     found = flags(source)
@@ -103,6 +110,8 @@ def test_each_kind_is_flagged(source, needle):
     "exec('x = 1')",
     "import importlib\nm = importlib.import_module('math')",
     "def f(net):\n    for m in net.modules():\n        pass",
+    "import torch\ny = torch.stack([torch.ones(2)])\nz = torch.cat([y, y])",
+    "import traceback\ntry:\n    pass\nexcept Exception:\n    traceback.print_exc()",
 ])
 def test_honest_idioms_are_not_flagged(source):
     assert flags(source) == []
