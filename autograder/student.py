@@ -346,6 +346,7 @@ class SandboxStudent(Student):
             answer = self._read(timeout)
             if not (isinstance(answer, dict) and answer.get("ok") == "loaded"):
                 message = self._death(answer, self.load_timeout, by_deadline)
+                self.timed_out = False        # loading, not this check's piece, hung: every check fails anyway
                 if by_deadline and answer == "timeout":
                     return {"error": {"type": "ProbeError", "message": message, "where": ""}}
                 self.load_failure = "while loading your submission, " + message
