@@ -18,7 +18,7 @@ WHOLE_RUN_LIMIT_S = 600.0
 # busy cores at the defaults, tests/test_hostile.py::test_never_returns).
 RUNS_ON = {"training": ("BatchNorm",)}
 MAY_RUN = {"BatchNorm": ("batch_norm",)}
-SUSPECT_TIMEOUT_S = 10.0
+SUSPECT_TIMEOUT_S = 5.0
 
 
 @dataclasses.dataclass

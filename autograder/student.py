@@ -301,9 +301,10 @@ class SandboxStudent(Student):
             data += chunk
         return bytes(data)
 
-    def _limit(self, timeout):
-        """(seconds this wait may take, whether the whole-run deadline is what bounds it)."""
-        if self.cap is not None:
+    def _limit(self, timeout, capped=True):
+        """(seconds this wait may take, whether the whole-run deadline is what bounds it). The check's
+        ``cap`` bounds probes, never loading (a restarted worker loads the submission again)."""
+        if capped and self.cap is not None:
             timeout = min(timeout, self.cap)
         left = self.time_left()
         if left is not None and left < timeout:
@@ -342,7 +343,7 @@ class SandboxStudent(Student):
         if self.proc is None:
             self._start()
         if not self.loaded:
-            timeout, by_deadline = self._limit(self.load_timeout)
+            timeout, by_deadline = self._limit(self.load_timeout, capped=False)
             answer = self._read(timeout)
             if not (isinstance(answer, dict) and answer.get("ok") == "loaded"):
                 message = self._death(answer, self.load_timeout, by_deadline)

@@ -353,7 +353,7 @@ def test_trace_rewritten(graded):
     flagged_zero(observed)
     # what it keeps is what a shared batch norm really gets right (shapes, eval() runs): values, not observations
     assert all("relies on" not in t["output"] for i, t in residual.items() if i not in observed)
-    all_pass(of(tests, "quiz.q"))
+    all_pass({i: t for i, t in tests.items() if i.startswith("quiz.q")})
 
 
 # ---- time limits that hold ---------------------------------------------------------------------------
