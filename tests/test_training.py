@@ -306,3 +306,56 @@ def test_explicit_cuda_does_not_fall_back(small_cuda_plan, monkeypatch):
     with pytest.raises(Exception, match="sees no GPU"):
         checks.training_run(student)
     assert student.devices == ["cuda"]
+
+
+# ---- evidence: what the worker claims about a run is checked, never believed --------------------------
+
+class Forging(InProcessStudent):
+    """A Student whose training probe answer is rewritten on the way back, as code in the worker could."""
+
+    def __init__(self, path, forge):
+        super().__init__(path)
+        self.forge = forge
+
+    def probe(self, probe_name, /, **kwargs):
+        answer = super().probe(probe_name, **kwargs)
+        return self.forge(answer) if probe_name == "train" else answer
+
+
+def never_updated(tmp_path):
+    variant = next(v for v in WRONG if v.id == "training_moving_never_updated")
+    return variant.write(str(tmp_path))
+
+
+def test_the_accuracy_is_the_judges_whatever_the_run_claims(tmp_path):
+    def forge(result):
+        return dict(result, correct=result["total"], judge={"correct": result["total"], "state_error": None})
+    student = Forging(never_updated(tmp_path), forge)
+    try:
+        results, _ = runner.grade(student, runner.selected_checks(True, ["training.accuracy"]))
+    finally:
+        student.close()
+    message = results[0].message
+    assert not results[0].passed
+    accuracy = float(message.split("reaches ")[1].split("%")[0])
+    assert 12 <= accuracy <= 35, message       # a BN that never updates its statistics: about 21%
+
+
+def test_a_run_that_is_not_the_students_code_fails_every_training_check(tmp_path):
+    """The reference's run handed in for a BatchNorm that does not normalise: the grader's own first loss,
+    computed with the student's BatchNorm, differs from the run's."""
+    reference = InProcessStudent(REFERENCE)
+    try:
+        honest = checks.probe_training(reference, "cpu")[1]
+    finally:
+        reference.close()
+    identity = Variant("training_identity", "training", "BatchNorm returns its input", append=(
+        "class BatchNorm(nn.Module):\n    def __init__(self, num_features, num_dims):\n        super().__init__()\n"
+        "        self.gamma = nn.Parameter(torch.ones(num_features))\n\n    def forward(self, X):\n        return X\n"))
+    student = Forging(identity.write(str(tmp_path)), lambda result: honest)
+    try:
+        results, _ = runner.grade(student, runner.selected_checks(True, ["training"]))
+    finally:
+        student.close()
+    assert failed({r.id: r for r in results}) == set(IDS)
+    assert all("the run is not what your code computes" in r.message for r in results)
