@@ -91,6 +91,8 @@ DISPATCH_PATTERN = re.compile(r"(?i)dispatch|torch_?function|mode_stack")
 BUILTIN_CODE_CALLS = frozenset({"exec", "eval", "compile", "__import__"})   # as bare names (net.eval() is fine)
 DYNAMIC_CALLS = BUILTIN_CODE_CALLS | {"import_module", "reload", "spec_from_file_location", "spec_from_loader",
                                       "module_from_spec", "exec_module", "load_module", "run_module", "run_path"}
+LOADER_CALLS = frozenset({"import_module", "spec_from_file_location", "spec_from_loader", "module_from_spec",
+                          "exec_module", "run_path", "run_module"})
 ATTRIBUTE_CALLS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
 MODULE_PATH = re.compile(r"^[A-Za-z_][\w.]*$")
 SETTINGS = ("torch.backends.", "matplotlib.rcParams", "plt.rcParams", "mpl.rcParams", "pd.options.",
@@ -136,6 +138,7 @@ class Scanner(ast.NodeVisitor):
     def __init__(self, label, add, imports):
         self.label, self.add, self.imports = label, add, imports
         self.bound = {}       # name bound by an import -> the module path it stands for
+        self.called = set()   # id() of the `func` node of every call seen (exec(...) vs e = exec)
 
     # ---- helpers
     def flag(self, node, what):
@@ -192,6 +195,8 @@ class Scanner(ast.NodeVisitor):
         if module:
             self.module_path(node, module)
         for alias in node.names:
+            if alias.name == "*" and module.split(".")[0] in set(OWNED_ATTRS) | {"builtins", "gc", "ctypes"}:
+                self.flag(node, f"imports everything from `{module}` (its internals under bare names)")
             if module:
                 self.module_path(node, f"{module}.{alias.name}")
             self.name_use(node, alias.name)
@@ -201,24 +206,36 @@ class Scanner(ast.NodeVisitor):
         self.generic_visit(node)
 
     # ---- names and attributes
+    def resolve(self, node):
+        """The module path an expression stands for: `sys`, `s.modules` with `import sys as s`,
+        `__import__('sys')`, `importlib.import_module('sys').x`; None when unknown."""
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and \
+                isinstance(node.args[0].value, str) and \
+                (getattr(node.func, "id", None) == "__import__" or getattr(node.func, "attr", None) == "import_module"):
+            return node.args[0].value
+        if isinstance(node, ast.Attribute):
+            owner = self.resolve(node.value)
+            return f"{owner}.{node.attr}" if owner else None
+        if isinstance(node, ast.Name):
+            return self.bound.get(node.id, node.id)
+        return None
+
     def visit_Name(self, node):
         self.name_use(node, node.id)
+        if node.id in BUILTIN_CODE_CALLS and id(node) not in self.called:
+            self.flag(node, f"passes `{node.id}` around instead of calling it (code chosen at run time)")
         if node.id == "builtins" and isinstance(node.ctx, ast.Store):
             self.flag(node, "rebinds `builtins`")
 
     def visit_Attribute(self, node):
         self.name_use(node, node.attr)
-        owner = dotted(node.value)
-        if owner is not None and node.attr in FRAME_ATTRS:
-            head, _, tail = owner.partition(".")
-            real = self.bound.get(head, head) + ("." + tail if tail else "")
-            if node.attr in OWNED_ATTRS.get(real.split(".")[0], ()):
-                self.flag(node, f"uses `{real}.{node.attr}` (interpreter internals: modules, frames, tracing)")
-        if owner is not None and owner.split(".")[0] in self.bound:
-            head, _, tail = owner.partition(".")
-            full = ".".join(x for x in (self.bound[head], tail, node.attr) if x)
-            if full in FORBIDDEN_MODULES:
-                self.flag(node, f"uses {FORBIDDEN_MODULES[full]}")
+        if node.attr in LOADER_CALLS and id(node) not in self.called:
+            self.flag(node, f"passes `{node.attr}` around instead of calling it (modules chosen at run time)")
+        real = self.resolve(node.value)
+        if real is not None and node.attr in OWNED_ATTRS.get(real.split(".")[0], ()):
+            self.flag(node, f"uses `{real}.{node.attr}` (interpreter internals: modules, frames, tracing)")
+        if real is not None and f"{real}.{node.attr}" in FORBIDDEN_MODULES:
+            self.flag(node, f"uses {FORBIDDEN_MODULES[real + '.' + node.attr]}")
         if node.attr == "__dict__" and root_name(node) in self.bound:
             self.flag(node, f"reads `{dotted(node) or '__dict__'}` of an imported name")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -251,6 +268,7 @@ class Scanner(ast.NodeVisitor):
 
     # ---- calls
     def visit_Call(self, node):
+        self.called.add(id(node.func))
         name = node.func.id if isinstance(node.func, ast.Name) else \
             node.func.attr if isinstance(node.func, ast.Attribute) else None
         args = node.args
@@ -274,8 +292,8 @@ class Scanner(ast.NodeVisitor):
                 attr = args[1].value
                 fake = ast.Attribute(value=args[0], attr=attr, ctx=ast.Load(), lineno=node.lineno)
                 self.name_use(node, attr)
-                owner = dotted(args[0])
-                if owner and attr in OWNED_ATTRS.get(self.bound.get(owner.split(".")[0], owner).split(".")[0], ()):
+                owner = self.resolve(args[0])
+                if owner and attr in OWNED_ATTRS.get(owner.split(".")[0], ()):
                     self.flag(node, f"uses `{owner}.{attr}` (interpreter internals)")
                 if name in ("setattr", "delattr"):
                     self.rebinding(fake)

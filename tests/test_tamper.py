@@ -88,6 +88,12 @@ def test_no_honest_submission_is_flagged(tmp_path):
     ("import signal\nsignal.signal(signal.SIGALRM, print)", "signal handlers"),
     ("import sys\nsys.meta_path.insert(0, object())", "sys.meta_path"),
     ("open('helper.py', 'w').write('import gc')", "code file"),
+    ("m = getattr(__import__('sys'), 'modules')", "sys.modules"),
+    ("m = __import__('sys').modules", "sys.modules"),
+    ("from sys import *\nm = modules", "imports everything"),
+    ("run = exec\nrun('import gc')", "instead of calling it"),
+    ("import importlib\nload = importlib.import_module\nload('gc')", "instead of calling it"),
+    ("import torch as t\nlib = t.library", "operator registration"),
 ])
 def test_each_kind_is_flagged(source, needle):
     found = flags(source)
