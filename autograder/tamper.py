@@ -301,6 +301,10 @@ class Scanner(ast.NodeVisitor):
                 isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.endswith(CODE_SUFFIXES)
                 for a in args):
             self.flag(node, "writes or opens a code file at run time (code the grader cannot read beforehand)")
+        if name in ("attrgetter", "methodcaller", "__getattribute__", "__getattr__") and any(
+                isinstance(a, ast.Constant) and isinstance(a.value, str) and
+                (set(a.value.split(".")) & FRAME_ATTRS or a.value in GRADER_NAMES) for a in args):
+            self.flag(node, f"reaches interpreter internals through `{name}`")
         if name == "vars" and isinstance(node.func, ast.Name) and args and root_name(args[0]) in self.bound:
             self.flag(node, f"reads `vars()` of the imported `{dotted(args[0])}`")
         self.generic_visit(node)

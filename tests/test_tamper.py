@@ -94,6 +94,8 @@ def test_no_honest_submission_is_flagged(tmp_path):
     ("run = exec\nrun('import gc')", "instead of calling it"),
     ("import importlib\nload = importlib.import_module\nload('gc')", "instead of calling it"),
     ("import torch as t\nlib = t.library", "operator registration"),
+    ("import operator, sys\nm = operator.attrgetter('modules')(sys)", "through `attrgetter`"),
+    ("import sys\nm = object.__getattribute__(sys, 'modules')", "through `__getattribute__`"),
 ])
 def test_each_kind_is_flagged(source, needle):
     found = flags(source)
