@@ -74,7 +74,7 @@ def test_grades_csv_rows_and_columns(graded):
     ids = [c.id for c in checks()]
     with open(out / "grades.csv", encoding="utf-8") as f:
         header = f.readline().strip().split(",")
-    assert header == ["student", "total", "max"] + ids + ["error"]
+    assert header == ["student", "total", "max"] + ids + ["error", "flagged"]
     rows = {r["student"]: r for r in read_csv(out / "grades.csv")}
     top = sum(c.points for c in checks())
     assert {s: float(r["total"]) for s, r in rows.items()} == {

@@ -76,3 +76,24 @@ def test_cli_and_in_process_give_the_same_scores(reference_report):
     _, report, _ = reference_report
     in_process = grade_path(os.path.join(SUBMISSIONS, "reference.py"))
     assert {t["name"]: t["score"] for t in report["tests"]} == {i: r.score for i, r in in_process.items()}
+
+
+def test_time_limit_is_hard_and_includes_loading(tmp_path):
+    """--time-limit counts from the start of grading: a limit shorter than starting Python and torch in the
+    worker ends grading while the submission is still loading, with every check saying so."""
+    import time
+    start = time.monotonic()
+    proc = run_cli("grade", os.path.join(SUBMISSIONS, "reference.py"), "--results", str(tmp_path / "r.json"),
+                   "--time-limit", "0.5", "--only", "batch_norm", "quiz")
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["score"] == 0 and report["tests"]
+    assert all("time limit for the whole submission (0.5 s) ran out" in t["output"] for t in report["tests"])
+    assert seconds < 60, seconds
+
+
+def test_default_limits_are_stated_in_the_help():
+    from autograder.core import student
+    proc = run_cli("grade", "--help")
+    assert f"default {student.PROBE_TIMEOUT_S:g}" in proc.stdout and "600" in proc.stdout

@@ -10,6 +10,7 @@ and the report stays under 1 MB. The gradings are independent processes, so the
 import concurrent.futures
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,6 +37,16 @@ def catalogue():
     """name -> (where the hostile code goes, --only selection, extra CLI arguments)."""
     one_bn_and_tb = ids_of(BN)[:1] + [TB]  # for cases that cost a worker restart per check
     return {
+        # time limits first: they measure wall time, the rest run beside them
+        "never_returns": ("bottom", [], ()),                  # every check, default limits
+        "sleep_under_timeout": ("bottom", [BN, "BatchNorm"], ("--time-limit", "5", "--probe-timeout", "600")),
+        # forged evidence
+        "redirected_training": ("bottom", ["BatchNorm", "training"], ()),
+        "overwritten_accuracy": ("bottom", ["training"], ()),
+        "watch_patched": ("bottom", [f"{BN}.from_scratch", "BatchNorm.from_scratch", f"{BN}.train_stats_2d", "quiz"], ()),
+        "watch_disabled": ("bottom", [f"{BN}.from_scratch", "BatchNorm.from_scratch", f"{BN}.train_stats_2d", "quiz"],
+                           ()),
+        "trace_rewritten": ("bottom", ["Residual", "quiz"], ()),
         "syntax_error": ("alone", [BN, TB], ()),
         "missing_import": ("top", [BN, TB], ()),
         "exception_at_import": ("top", [BN, TB], ()),
@@ -72,9 +83,10 @@ class Graded:
     def __init__(self, name, place, only, extra, folder):
         path = submission(name, place, folder)
         self.results = os.path.join(str(folder), "results.json")
+        self.junit = os.path.join(str(folder), "junit.xml")
         start = time.monotonic()
         self.proc = subprocess.run([sys.executable, "-m", "autograder", "grade", path, "--results", self.results,
-                                    "--quiet", "--only", *only, *extra],
+                                    "--junit", self.junit, "--quiet", *(["--only", *only] if only else []), *extra],
                                    cwd=ROOT, capture_output=True, text=True, timeout=600)
         self.seconds = time.monotonic() - start
         self.report, self.tests = None, {}
@@ -82,6 +94,11 @@ class Graded:
             with open(self.results, encoding="utf-8") as f:
                 self.report = json.load(f)
             self.tests = {t["name"]: t for t in self.report["tests"]}
+
+    def check_seconds(self):
+        """{check id: seconds the runner spent on it} (from the JUnit report)."""
+        import xml.etree.ElementTree as ET
+        return {c.get("name"): float(c.get("time")) for c in ET.parse(self.junit).getroot().iter("testcase")}
 
     def check(self):
         """What holds for every hostile submission; returns (report, {check id: test})."""
@@ -209,8 +226,10 @@ def test_lying_tensor(graded):
 
 
 def test_monkeypatch(graded, tmp_path):
-    """The patches change nothing: same marks as the same mistake without them."""
-    _, tests = graded["monkeypatch"].check()
+    """The patches change nothing: same marks as the same mistake without them (and they are flagged:
+    rebinding builtins and torch's functions)."""
+    report, tests = graded["monkeypatch"].check()
+    assert any("builtins" in f["what"] for f in tampering(report))
     control = tmp_path / "control.py"
     control.write_text(open(REFERENCE).read() + "\n\ndef batch_norm(is_training, X, gamma, beta, moving_mean, "
                        "moving_var, eps, momentum):\n    return X, moving_mean, moving_var\n")
@@ -266,3 +285,100 @@ def test_walk_fs(graded):
     assert "WALKED" in report["output"]
     assert "FOUND" not in report["output"], report["output"][:3000]
     all_fail({i: t for i, t in tests.items() if i.startswith("quiz.q")}, "")
+
+
+# ---- forged evidence: no unearned points, and the submission is flagged ----------------------------
+
+def tampering(report):
+    """The report's findings; each says where (file, line) and what."""
+    found = report.get("extra_data", {}).get("bnlab", {}).get("tampering") or []
+    assert all(re.search(r"line \d+", f["where"]) and f["what"] for f in found), found
+    return found
+
+
+def flagged_zero(tests):
+    """Every check here scored zero because of the flag, saying so."""
+    for i, t in tests.items():
+        assert t["score"] == 0 and "scored zero: this check relies on" in t["output"], (i, t["output"])
+        assert "reaches for the grader's internals" in t["output"], (i, t["output"])
+
+
+def test_redirected_training(graded):
+    report, tests = graded["redirected_training"].check()
+    assert any("train_probe" in f["what"] or "sys.modules" in f["what"] for f in tampering(report))
+    assert "FLAGGED" in report["output"]
+    all_fail(of(tests, "BatchNorm"), "not implemented yet")
+    training = of(tests, "training")
+    flagged_zero(training)
+    # and without the flag, too: the grader recomputes the first loss with the student's (stub) BatchNorm
+    assert all("Graded as if not flagged: failed" in t["output"] and "not implemented yet" in t["output"]
+               for t in training.values())
+
+
+def test_overwritten_accuracy(graded):
+    report, tests = graded["overwritten_accuracy"].check()
+    assert tampering(report)
+    flagged_zero(of(tests, "training"))
+    found = re.search(r"reaches (\d+\.\d)% test accuracy", tests["training.accuracy"]["output"])
+    assert found and 12 <= float(found.group(1)) <= 35, tests["training.accuracy"]["output"]   # judge's ~21%
+
+
+def watch_outcome(graded, name):
+    report, tests = graded[name].check()
+    assert any("dispatch" in f["what"] for f in tampering(report))
+    scratch = {i: t for i, t in tests.items() if i.endswith(".from_scratch")}
+    assert len(scratch) == 2
+    flagged_zero(scratch)
+    # the watch itself was not fooled either: it saw the kernel, or an output it never saw computed
+    for i, t in scratch.items():
+        assert "Graded as if not flagged: failed" in t["output"], (i, t["output"])
+        assert "native_batch_norm" in t["output"] or "unobserved output" in t["output"], (i, t["output"])
+    all_pass({i: t for i, t in tests.items() if i == f"{BN}.train_stats_2d" or i.startswith("quiz.")})
+
+
+def test_watch_patched(graded):
+    watch_outcome(graded, "watch_patched")
+
+
+def test_watch_disabled(graded):
+    watch_outcome(graded, "watch_disabled")
+
+
+def test_trace_rewritten(graded):
+    report, tests = graded["trace_rewritten"].check()
+    assert any("sys.modules" in f["what"] for f in tampering(report))
+    residual = of(tests, "Residual")
+    observed = {i: t for i, t in residual.items() if "scored zero: this check relies on" in t["output"]}
+    assert {"Residual.values_identity", "Residual.values_projection", "Residual.resnet18_table"} <= set(observed)
+    flagged_zero(observed)
+    # what it keeps is what a shared batch norm really gets right (shapes, eval() runs): values, not observations
+    assert all("relies on" not in t["output"] for i, t in residual.items() if i not in observed)
+    all_pass({i: t for i, t in tests.items() if i.startswith("quiz.q")})
+
+
+# ---- time limits that hold ---------------------------------------------------------------------------
+
+def test_sleep_under_timeout(graded):
+    g = graded["sleep_under_timeout"]
+    _, tests = g.check()
+    # each call sleeps 590 s, under the 600 s probe timeout: only the whole-run limit can stop it
+    assert g.seconds < 120, f"{g.seconds:.0f} s for --time-limit 5"
+    assert sum(g.check_seconds().values()) < 5 + 2, g.check_seconds()   # the checks end with the limit
+    all_fail(tests, "time limit for the whole submission (5 s) ran out")
+
+
+def test_never_returns(graded):
+    from autograder import runner, student
+    g = graded["never_returns"]
+    _, tests = g.check()
+    assert g.seconds < 120, f"{g.seconds:.0f} s at the default limits"
+    bn = list(of(tests, BN).values())
+    assert f"timed out after {student.PROBE_TIMEOUT_S:g} s" in bn[0]["output"]
+    all_fail(dict(enumerate(bn[1:])), "not run: batch_norm timed out in an earlier check")
+    module = list(of(tests, "BatchNorm").values())
+    first = next(k for k, t in enumerate(module) if t["score"] == 0)   # the first that runs forward()
+    assert f"timed out after {runner.SUSPECT_TIMEOUT_S:g} s" in module[first]["output"], module[first]
+    all_fail(dict(enumerate(module[first + 1:])), "not run: BatchNorm timed out in an earlier check")
+    all_fail(of(tests, "training"), "not run: BatchNorm timed out in an earlier check")
+    for piece in ("Residual", "DenseBlock", TB, "quiz"):
+        all_pass(of(tests, piece))

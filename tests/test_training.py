@@ -172,7 +172,7 @@ def test_passing_notes_say_which_data_was_used(reference_training):
     _, plan, result = reference_training
     note = checks.judge_accuracy(plan, result)
     assert plan.description in note and "test accuracy" in note
-    assert result["correct"] / result["total"] >= plan.threshold + 0.1     # a clear margin, not a coin toss
+    assert result["judge"]["correct"] / result["total"] >= plan.threshold + 0.1     # a clear margin, not a coin toss
     assert plan.description in checks.judge_losses(plan, result, training_ref.reference_losses(plan.device))
 
 
@@ -256,11 +256,17 @@ def test_eval_judge_names_the_failing_situation():
     outputs = {"first": base, "again": base, "no_grad": base, "mixed": base.clone(), "alone": base[:1]}
     outputs["mixed"][train_probe.MIX_ROW] = base[0]
     ok = {k: returned(v) for k, v in outputs.items()}
-    assert "deterministic" in checks.judge_eval(fake_plan(), {"eval": ok, "eval_error": None})
+    judge = {"first": base.float().double()}
+    assert "deterministic" in checks.judge_eval(fake_plan(), {"eval": ok, "eval_error": None, "judge": judge})
     with pytest.raises(Fail, match="batch of one"):
-        checks.judge_eval(fake_plan(), {"eval": dict(ok, alone=returned(base[:1] + 0.5)), "eval_error": None})
+        checks.judge_eval(fake_plan(), {"eval": dict(ok, alone=returned(base[:1] + 0.5)), "eval_error": None,
+                                        "judge": judge})
     with pytest.raises(Fail, match="passed twice"):
-        checks.judge_eval(fake_plan(), {"eval": dict(ok, again=returned(base + 0.01)), "eval_error": None})
+        checks.judge_eval(fake_plan(), {"eval": dict(ok, again=returned(base + 0.01)), "eval_error": None,
+                                        "judge": judge})
+    # consistent with itself, but not what the returned weights and moving statistics give
+    with pytest.raises(Fail, match="differ from what the trained weights and your layers' own moving statistics"):
+        checks.judge_eval(fake_plan(), {"eval": ok, "eval_error": None, "judge": {"first": base + 0.1}})
     with pytest.raises(Fail, match="fails in eval\\(\\) mode after training: boom"):
         checks.judge_eval(fake_plan(), {"eval": None, "eval_error": "boom"})
 
@@ -291,8 +297,8 @@ def small_cuda_plan(monkeypatch):
 
 def test_auto_falls_back_to_the_cpu_when_the_worker_sees_no_gpu(small_cuda_plan):
     student = NoGpuWorker()
-    plan, result = checks.training_run(student)
-    assert student.devices == ["cuda", "cpu"] and plan.device == "cpu" and result == {"device": "cpu"}
+    plan, result, error = checks.probe_training(student, training_ref.choose_device())
+    assert student.devices == ["cuda", "cpu"] and plan.device == "cpu" and result == {"device": "cpu"} and not error
 
 
 def test_explicit_cuda_does_not_fall_back(small_cuda_plan, monkeypatch):
@@ -301,3 +307,56 @@ def test_explicit_cuda_does_not_fall_back(small_cuda_plan, monkeypatch):
     with pytest.raises(Exception, match="sees no GPU"):
         checks.training_run(student)
     assert student.devices == ["cuda"]
+
+
+# ---- evidence: what the worker claims about a run is checked, never believed --------------------------
+
+class Forging(InProcessStudent):
+    """A Student whose training probe answer is rewritten on the way back, as code in the worker could."""
+
+    def __init__(self, path, forge):
+        super().__init__(path)
+        self.forge = forge
+
+    def probe(self, probe_name, /, **kwargs):
+        answer = super().probe(probe_name, **kwargs)
+        return self.forge(answer) if probe_name == "train" else answer
+
+
+def never_updated(tmp_path):
+    variant = next(v for v in WRONG if v.id == "training_moving_never_updated")
+    return variant.write(str(tmp_path))
+
+
+def test_the_accuracy_is_the_judges_whatever_the_run_claims(tmp_path):
+    def forge(result):
+        return dict(result, correct=result["total"], judge={"correct": result["total"], "state_error": None})
+    student = Forging(never_updated(tmp_path), forge)
+    try:
+        results, _ = runner.grade(student, runner.selected_checks(True, ["training.accuracy"]))
+    finally:
+        student.close()
+    message = results[0].message
+    assert not results[0].passed
+    accuracy = float(message.split("reaches ")[1].split("%")[0])
+    assert 12 <= accuracy <= 35, message       # a BN that never updates its statistics: about 21%
+
+
+def test_a_run_that_is_not_the_students_code_fails_every_training_check(tmp_path):
+    """The reference's run handed in for a BatchNorm that does not normalise: the grader's own first loss,
+    computed with the student's BatchNorm, differs from the run's."""
+    reference = InProcessStudent(REFERENCE)
+    try:
+        honest = checks.probe_training(reference, "cpu")[1]
+    finally:
+        reference.close()
+    identity = Variant("training_identity", "training", "BatchNorm returns its input", append=(
+        "class BatchNorm(nn.Module):\n    def __init__(self, num_features, num_dims):\n        super().__init__()\n"
+        "        self.gamma = nn.Parameter(torch.ones(num_features))\n\n    def forward(self, X):\n        return X\n"))
+    student = Forging(identity.write(str(tmp_path)), lambda result: honest)
+    try:
+        results, _ = runner.grade(student, runner.selected_checks(True, ["training"]))
+    finally:
+        student.close()
+    assert failed({r.id: r for r in results}) == set(IDS)
+    assert all("the run is not what your code computes" in r.message for r in results)

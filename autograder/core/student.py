@@ -95,12 +95,64 @@ def error_message(err):
     return f"{text} (at {where})" if where else text
 
 
+# What the worker OBSERVES inside the student's process, where the student's code could rewrite it:
+# probes that return such observations, and request flags that ask for them (see tamper.py and
+# runner.grade: a flagged submission scores zero on every check that asked for one of these).
+OBSERVING_PROBES = {"train": "the training run", "architecture": "the architecture shape tables"}
+OBSERVING_FLAGS = {"trace": "the layer trace", "watch_norm_ops": "the normalisation-kernel watch"}
+
+
+def observation_kinds(probe_name, kwargs):
+    """The observation kinds a probe request asks for (a set of descriptions; empty for pure values)."""
+    kinds = set()
+    if probe_name in OBSERVING_PROBES:
+        kinds.add(OBSERVING_PROBES[probe_name])
+    stack = [kwargs]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            kinds.update(OBSERVING_FLAGS[k] for k, v in item.items() if k in OBSERVING_FLAGS and v)
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list, tuple)))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(v for v in item if isinstance(v, (dict, list, tuple)))
+    return kinds
+
+
+def time_limit_message(limit):
+    return f"not graded: the time limit for the whole submission ({limit:g} s) ran out"
+
+
 class Student:
-    """Base: ``probe(name, **kwargs)`` returns unwrapped plain data or raises StudentError."""
+    """Base: ``probe(name, **kwargs)`` returns unwrapped plain data or raises StudentError.
+
+    Per check (``begin_check``), the handle records which observation kinds the check's probes
+    asked for (``observed``) and whether one of them timed out (``timed_out``); ``deadline``
+    (``time.monotonic()`` seconds, or None) bounds every probe, loading included."""
+
+    observed = frozenset()
+    timed_out = False
+    deadline = None
+    time_limit = None
+    cap = None
+
+    def begin_check(self, cap=None):
+        """A new check starts; ``cap``: seconds its probes may take at most (None: the probe timeout)."""
+        self.observed, self.timed_out, self.cap = frozenset(), False, cap
+
+    def observe(self, *kinds):
+        """Note observation kinds used by the current check (a judge reusing an earlier probe's answer)."""
+        self.observed = frozenset(self.observed) | set(kinds)
+
+    def set_deadline(self, deadline, time_limit):
+        self.deadline, self.time_limit = deadline, time_limit
+
+    def time_left(self):
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
     device = None   # where the training check trains ("auto", "cpu", "cuda"); None: course.setting decides
 
     def probe(self, probe_name, /, **kwargs):
+        self.observe(*observation_kinds(probe_name, kwargs))
         response = self._ask({"probe": probe_name, "kwargs": kwargs})
         if "error" in response:
             raise StudentError(error_message(response["error"]))
@@ -119,6 +171,7 @@ class Student:
 class InProcessStudent(Student):
     def __init__(self, path):
         from ..student_side.session import Session
+        self.path = os.path.abspath(path)     # what tamper.scan reads
         self.session = Session(path)
 
     def _ask(self, request):
@@ -253,7 +306,17 @@ class SandboxStudent(Student):
             return "bad"
         return answer if well_formed(answer) else "bad"
 
-    def _death(self, what, limit=None):
+    def _limit(self, timeout, capped=True):
+        """(seconds this wait may take, whether the whole-run deadline is what bounds it). The check's
+        ``cap`` bounds probes, never loading (a restarted worker loads the submission again)."""
+        if capped and self.cap is not None:
+            timeout = min(timeout, self.cap)
+        left = self.time_left()
+        if left is not None and left < timeout:
+            return max(0.0, left), True
+        return timeout, False
+
+    def _death(self, what, limit=None, by_deadline=False):
         proc = self.proc
         if what is None:  # the worker closed its pipe: let it finish dying to learn why
             try:
@@ -262,7 +325,10 @@ class SandboxStudent(Student):
                 pass
         self._stop()
         code = proc.returncode
+        if what == "timeout" and by_deadline:
+            return time_limit_message(self.time_limit)
         if what == "timeout":
+            self.timed_out = True
             return f"timed out after {limit or self.probe_timeout:g} s (an infinite loop, or far too much work?)"
         if what == "bad":
             return "your code sent back something that is not plain data (tensors, numbers, lists, dicts)"
@@ -274,22 +340,34 @@ class SandboxStudent(Student):
     def _ask(self, request):
         if self.load_failure:
             return {"error": {"type": "ProbeError", "message": self.load_failure, "where": ""}}
+        left = self.time_left()
+        if left is not None and left <= 0:
+            if self.proc is not None:
+                self._stop()
+            return {"error": {"type": "ProbeError", "message": time_limit_message(self.time_limit), "where": ""}}
         if self.proc is None:
             self._start()
         if not self.loaded:
-            answer = self._read(self.load_timeout)
+            timeout, by_deadline = self._limit(self.load_timeout, capped=False)
+            answer = self._read(timeout)
             if not (isinstance(answer, dict) and answer.get("ok") == "loaded"):
-                self.load_failure = "while loading your submission, " + self._death(answer, self.load_timeout)
+                message = self._death(answer, self.load_timeout, by_deadline)
+                self.timed_out = False        # loading, not this check's piece, hung: every check fails anyway
+                if by_deadline and answer == "timeout":
+                    return {"error": {"type": "ProbeError", "message": message, "where": ""}}
+                self.load_failure = "while loading your submission, " + message
                 return {"error": {"type": "ProbeError", "message": self.load_failure, "where": ""}}
             self.loaded = True
         from ..student_side import wire
-        deadline = time.monotonic() + self.probe_timeout
+        timeout, by_deadline = self._limit(self.probe_timeout)
+        deadline = time.monotonic() + timeout
         sent = self._write(wire.encode(request), deadline)
         if sent is not True:
-            return {"error": {"type": "ProbeError", "message": self._death(sent), "where": ""}}
+            return {"error": {"type": "ProbeError", "message": self._death(sent, timeout, by_deadline), "where": ""}}
         answer = self._read(max(0.0, deadline - time.monotonic()))
         if not isinstance(answer, dict):
-            return {"error": {"type": "ProbeError", "message": self._death(answer), "where": ""}}
+            return {"error": {"type": "ProbeError", "message": self._death(answer, timeout, by_deadline),
+                              "where": ""}}
         return answer
 
     def _stop(self, linger=0.0):

@@ -79,7 +79,7 @@ def grade_submission(path, **options):
     raises only if the grader itself fails."""
     from ..core import report, runner
     graded = runner.grade_submission(path, **options)
-    return report.gradescope(graded.results, graded.output)
+    return report.gradescope(graded.results, graded.output, tampering=graded.context.get("tampering"))
 
 
 def zero_report(reason, include_hidden=True, only=None):
@@ -147,7 +147,7 @@ def bnlab_extra(data):
 def save(out_dir, student, data, sha, grader, seconds, error, previous):
     data = dict(data)
     data["execution_time"] = round(seconds, 2)
-    data["extra_data"] = {"bnlab": {"student": student, "submission_sha256": sha, "grader_sha256": grader,
+    data["extra_data"] = {"bnlab": {**bnlab_extra(data), "student": student, "submission_sha256": sha, "grader_sha256": grader,
                                     "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "error": error}}
     folder = results_folder(out_dir, student)
     if previous is not None:
@@ -194,15 +194,16 @@ def changes(previous, current):
 
 
 def grades_csv(rows, check_ids):
-    """student, total, max, one column per check id (points), error."""
+    """student, total, max, one column per check id (points), error, flagged (the tamper scan's findings)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["student", "total", "max"] + check_ids + ["error"])
+    w.writerow(["student", "total", "max"] + check_ids + ["error", "flagged"])
     for student, data in rows:
         scores = {t["name"]: t["score"] for t in data.get("tests", [])}
         max_total = sum(t["max_score"] for t in data.get("tests", []))
         w.writerow([csv_cell(student), f"{data.get('score', 0):g}", f"{max_total:g}"]
-                   + [f"{scores[c]:g}" if c in scores else "" for c in check_ids] + [bnlab_extra(data).get("error", "")])
+                   + [f"{scores[c]:g}" if c in scores else "" for c in check_ids] + [bnlab_extra(data).get("error", ""),
+                                                                                      flag_cell(data)])
     return buf.getvalue()
 
 
@@ -215,6 +216,15 @@ def students_csv(found):
         submission = display_name(os.path.basename(path))
         w.writerow([csv_cell(student), f"students/{folder_name(student)}", csv_cell(submission)])
     return buf.getvalue()
+
+
+def flag_cell(data):
+    """'' or 'N finding(s): where: what; ...' (the first three) for grades.csv's flagged column."""
+    found = bnlab_extra(data).get("tampering") or []
+    if not found:
+        return ""
+    shown = "; ".join(f"{f.get('where', '?')}: {f.get('what', '?')}" for f in found[:3])
+    return f"{len(found)} finding(s): {shown}"
 
 
 def changes_csv(diffs):

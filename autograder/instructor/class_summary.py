@@ -114,6 +114,8 @@ def summarize(rows, check_ids):
                "all_passed": perfect[p], "not_attempted": untried[p]}
               for p in dict.fromkeys(c["piece"] for c in checks)]
     errors = [s for s, d in rows if d.get("extra_data", {}).get("bnlab", {}).get("error")]
+    flagged = {s: d["extra_data"]["bnlab"]["tampering"] for s, d in rows
+               if d.get("extra_data", {}).get("bnlab", {}).get("tampering")}
     return {
         "students": n, "max_total": max_total,
         "mean": round(statistics.mean(totals), 2) if totals else 0.0,
@@ -123,6 +125,7 @@ def summarize(rows, check_ids):
         "zero": sum(1 for t in totals if t == 0),
         "totals": {s: float(d.get("score", 0)) for s, d in rows},
         "grading_failed": errors,
+        "flagged": flagged,
         "pieces": pieces,
         "checks": checks,
     }
@@ -147,6 +150,15 @@ def markdown(s):
     if s["grading_failed"]:
         lines += [f"**Grading failed** for {len(s['grading_failed'])} submission(s) (zero rows; the reason is in "
                   f"grades.csv): {', '.join(s['grading_failed'])}", ""]
+    if s.get("flagged"):
+        lines += [f"**Flagged** for review: {len(s['flagged'])} submission(s) reach for the grader's internals or "
+                  f"an escape hatch (their observation-based checks scored zero; see each results.json, "
+                  f"extra_data.bnlab.tampering):", ""]
+        for student, found in sorted(s["flagged"].items()):
+            first = found[0] if isinstance(found[0], dict) else {}
+            lines.append(f"- {cell(student)}: {len(found)} finding(s), e.g. "
+                         f"{cell(one_line(str(first.get('where', '?')) + ': ' + str(first.get('what', '?'))))}")
+        lines.append("")
     wrong = sorted((c for c in s["checks"] if c["wrong"]), key=lambda c: (-c["wrong"], lesson_order(c)))
     lines += ["## What the class got wrong", ""]
     if wrong:

@@ -7,6 +7,7 @@ score; 2 for a usage error; 3 when it refused to grade because no sandbox could 
 """
 import os
 import sys
+import time
 
 from .. import course
 
@@ -37,6 +38,7 @@ def add_arguments(parser, command):
 def run(args):
     if args.command == "rubric":
         return rubric(args)
+    started = time.monotonic()      # --time-limit counts from here: starting the worker and loading included
     if not os.path.exists(args.submission):
         print(f"error: submission {args.submission!r} does not exist", file=sys.stderr)
         return 2
@@ -53,13 +55,16 @@ def run(args):
         graded = runner.grade_submission(args.submission, include_hidden=not args.public_only, only=args.only,
                                          sandboxed=not args.in_process, probe_timeout=args.probe_timeout,
                                          time_limit=args.time_limit, device=args.device,
-                                         unsandboxed=True if args.unsandboxed else None)
+                                         unsandboxed=True if args.unsandboxed else None, started=started)
     except NoSandbox as exc:
         return refuse_without_sandbox(args, exc)
+    tampering = graded.context.get("tampering")
     if not args.quiet:
         print(report.table(graded.results))
+        if tampering:
+            print("FLAGGED: " + "; ".join(str(f) for f in tampering[:8]))
     if args.results:
-        report.write_json(args.results, report.gradescope(graded.results, graded.output))
+        report.write_json(args.results, report.gradescope(graded.results, graded.output, tampering=tampering))
     if args.junit:
         report.write_text(args.junit, report.junit(graded.results))
     return 0

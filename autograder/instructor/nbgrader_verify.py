@@ -11,7 +11,7 @@ process, as ``python -m autograder grade``), maps each nbgrader test cell to its
 check through the source notebooks' test cells, and lists every check whose
 gradebook points differ from the CLI's. Exit status 1 if any differ.
 
-The probe timeout is ``BNLAB_PROBE_TIMEOUT`` (as for autograde; default 60 s).
+The probe timeout is ``BNLAB_PROBE_TIMEOUT`` (as for autograde; default 30 s).
 A differing check is a reason to look at that student's autograded notebook,
 not proof of cheating: a notebook that defines a piece in a notebook other than
 its own is graded per notebook by nbgrader but over the whole folder by the CLI.
@@ -125,7 +125,7 @@ def add_arguments(parser, command="nbgrader-verify"):
     parser.add_argument("--student", nargs="*", help="student ids (default: everyone in gradebook/submitted)")
     parser.add_argument("--root", default=None, help="course directory (default: the repository root)")
     parser.add_argument("--probe-timeout", type=float, default=None,
-                        help="seconds per probe (default: BNLAB_PROBE_TIMEOUT, else 60)")
+                        help="seconds per probe (default: BNLAB_PROBE_TIMEOUT, else 30)")
 
 
 def run(args):
