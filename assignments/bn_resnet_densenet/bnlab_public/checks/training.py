@@ -11,13 +11,25 @@ says (``training_ref.choose_device``).
 - loss_matches_reference: the first 20 training losses equal those of the same
   network built with PyTorch's batch norm, from the same weights and batches,
   within 1e-3 + 1e-3·|loss| (correct layers agree to 1e-6);
-- accuracy: test accuracy in eval() mode clears a stated threshold;
+- accuracy: test accuracy in eval() mode clears a stated threshold; the GRADER
+  computes it, with its own LeNet-BN (PyTorch's layers) holding the weights and
+  moving statistics the run returned (``training_ref.judge_network``);
 - on_device: after the first step every parameter, buffer and tensor attribute
   is on the training device;
 - no_graph_growth: the moving statistics carry no autograd history (a history
   chains every step's graph to the next: memory grows step after step);
 - eval_deterministic: eval() gives the same output for the same batch twice,
-  under torch.no_grad() or not, and for an image whatever else is in its batch.
+  under torch.no_grad() or not, and for an image whatever else is in its batch,
+  and that output is what the returned weights and moving statistics give.
+
+Evidence (docs/security.md): the run happens in the student's process, so the
+grader verifies what it can. Before any judge sees the run, the grader recomputes
+its first training loss itself: the network's conv/linear layers in the grader,
+each batch norm by the student's ``BatchNorm`` through the ordinary ``module``
+probe, on the first batch; a run whose first loss differs is not the student's
+(every training check fails). Accuracy and eval() outputs come from the returned
+state, never from a number the run reports. Devices and autograd history remain
+observations (a flagged submission scores zero here: ``runner.grade``).
 
 Public, so students can run it: nothing here gives the answer away (the
 reference is PyTorch's own layer) and a failed run is worth seeing before the
@@ -29,7 +41,7 @@ import torch
 
 from ..reference import training as training_ref
 from ..core.check import Fail, check, fmt
-from ..core.student import Returned, StudentError
+from ..core.student import OBSERVING_PROBES, Returned, StudentError
 from ..student_side import train_probe
 
 PIECE = "training"
@@ -53,7 +65,8 @@ def same_key(a, b):
 
 
 def training_run(student):
-    """(plan, result) of the student's training run; computed once per submission (last one kept)."""
+    """(plan, result) of the student's training run; computed once per submission (last one kept).
+    ``result["judge"]`` is the grader's own evidence (``judged``), never what the worker sent."""
     key = cache_key(student)
     if not same_key(_LAST["key"], key):
         _LAST["key"], _LAST["run"] = None, None
@@ -61,7 +74,12 @@ def training_run(student):
             run = probe_training(student, training_ref.choose_device(getattr(student, "device", None)))
         except training_ref.DeviceError as exc:
             run = (None, None, f"the grader cannot train here: {exc} (not a problem with your code)")
+        if run[2] is None and isinstance(run[1], dict):
+            run = (run[0], dict(run[1], judge=judged(student, run[0], run[1])), None)
         _LAST["key"], _LAST["run"] = key, run
+    observe = getattr(student, "observe", None)
+    if observe is not None:     # every training check relies on this run, also when it comes from the cache
+        observe(OBSERVING_PROBES["train"])
     plan, result, error = _LAST["run"]
     if error and plan is None:
         raise Fail(error)
@@ -69,7 +87,85 @@ def training_run(student):
         raise StudentError(error)   # the runner adds what loading the submission reported
     if not isinstance(result, dict):
         raise Fail("LeNet-BN training: the training probe sent back something unexpected.")
+    problem = result["judge"].get("run_error") if isinstance(result.get("judge"), dict) else None
+    if problem:
+        raise Fail(problem)
     return plan, result
+
+
+# ---- the grader's own evidence ----------------------------------------------------------------------
+
+def first_step_loss(student, plan):
+    """The first training loss, computed here: LeNet-BN's conv/linear layers in the grader (the plan's
+    initial weights), each batch norm by the student's ``BatchNorm`` through the ``module`` probe (training
+    mode, a fresh layer as at the start of training), on the first batch. Raises StudentError."""
+    kwargs = plan.kwargs
+    with torch.random.fork_rng(devices=[]):     # building layers draws random numbers: keep ours as they were
+        net = train_probe.lenet_bn(lambda features, dims: torch.nn.Identity())
+    init = list(kwargs["init"])
+    with torch.no_grad():
+        for k, i in enumerate(train_probe.WEIGHTED):
+            net[i].weight.copy_(init[2 * k])
+            net[i].bias.copy_(init[2 * k + 1])
+    idx = kwargs["order"][0]
+    h = train_probe.images(kwargs["train_x"][idx], "cpu")
+    norms = {index: (features, dims) for index, features, dims in train_probe.NORMS}
+    for i, layer in enumerate(net):        # not under no_grad: an in-process probe runs in this thread
+        if i not in norms:
+            with torch.no_grad():
+                h = layer(h)
+            continue
+        answer = student.probe("module", name="BatchNorm", ctor_args=list(norms[i]), seed=0,
+                               ops=[{"op": "train"}, {"op": "forward", "x": h.contiguous()}])
+        y = answer[1].get("y") if isinstance(answer, list) and len(answer) == 2 and \
+            isinstance(answer[1], dict) else None
+        if not isinstance(y, Returned) or tuple(y.value.shape) != tuple(h.shape):
+            raise StudentError(f"BatchNorm{norms[i]} in training mode did not return a tensor of shape "
+                               f"{tuple(h.shape)} for the first batch's activations")
+        h = y.value.float()
+    return float(torch.nn.functional.cross_entropy(h.double(), kwargs["train_y"][idx]))
+
+
+def judged(student, plan, result):
+    """The grader's evidence about a run: ``run_error`` (the run is not what the student's BatchNorm gives:
+    every training check fails), ``first_loss``, ``correct`` (test accuracy by the judge's network holding
+    the returned state), ``first`` (its float64 eval() logits), ``state_error``."""
+    judge = {"run_error": None, "first_loss": None, "correct": None, "first": None, "state_error": None}
+    try:
+        mine = first_step_loss(student, plan)
+    except StudentError as exc:
+        judge["run_error"] = failure_message(str(exc), plan)
+        return judge
+    judge["first_loss"] = mine
+    losses = result.get("losses")
+    theirs = losses[0] if isinstance(losses, list) and losses else None
+    finite = [isinstance(x, float) and math.isfinite(x) for x in (mine, theirs)]
+    if not isinstance(theirs, float) or (any(finite) and not (
+            all(finite) and abs(theirs - mine) <= training_ref.LOSS_ATOL + training_ref.LOSS_RTOL * abs(mine))):
+        judge["run_error"] = (f"LeNet-BN training: the training run reported a first loss of {theirs!r:.12}, but "
+                              f"the grader, running the same network on the same first batch with your BatchNorm, "
+                              f"gets {fmt(mine)}: the run is not what your code computes, so no training check "
+                              f"can be graded.")
+        return judge
+    state = result.get("state")
+    try:
+        if not isinstance(state, dict):
+            raise training_ref.StateError("the training probe did not send the trained network back")
+        weights = [w.value if isinstance(w, Returned) else None for w in state.get("weights") or []]
+        norms = []
+        for entry in state.get("norms") or []:
+            tensors = [(str(n), str(kind), v.requires_grad and not v.grad_fn, v.value)     # leaf requiring grad
+                       for n, kind, v in entry.get("tensors", [])
+                       if isinstance(v, Returned)]
+            eps = entry.get("eps")
+            norms.append((tensors, eps if isinstance(eps, float) and 0 < eps < 1 else None))
+        if len(weights) != 2 * len(train_probe.WEIGHTED) or any(w is None for w in weights) or \
+                len(norms) != len(train_probe.NORMS):
+            raise training_ref.StateError("the trained network came back incomplete")
+        judge["correct"], judge["first"] = training_ref.judge_evaluation(plan, weights, norms)
+    except (training_ref.StateError, ValueError, TypeError, RuntimeError) as exc:
+        judge["state_error"] = str(exc)
+    return judge
 
 
 def probe_training(student, device):
@@ -137,11 +233,25 @@ def judge_losses(plan, result, reference):
     return f"first {n} training losses match the reference; {run_note(plan)}"
 
 
+def judge_state(result):
+    """The grader's evidence (``judged``); Fail when the trained state could not be evaluated."""
+    judge = result.get("judge")
+    if not isinstance(judge, dict):
+        raise Fail("LeNet-BN training: the grader has no evaluation of its own for this run.")
+    if judge.get("state_error"):
+        raise Fail(f"LeNet-BN with your BatchNorm: the grader could not evaluate the trained network: "
+                   f"{judge['state_error']}. Hint: keep gamma and beta as nn.Parameters and the moving mean and "
+                   f"variance as tensors of the layer (d2l: self.moving_mean, self.moving_var), one value per "
+                   f"feature/channel.")
+    return judge
+
+
 def judge_accuracy(plan, result):
     eval_failure(result)
-    correct, total = result.get("correct"), result.get("total")
-    if not isinstance(correct, int) or not isinstance(total, int) or total <= 0:
-        raise Fail("LeNet-BN training: the training probe did not report the test accuracy.")
+    judge = judge_state(result)
+    correct, total = judge.get("correct"), len(plan.kwargs["test_y"])
+    if not isinstance(correct, int) or total <= 0:
+        raise Fail("LeNet-BN training: the grader could not compute the test accuracy.")
     acc, threshold = correct / total, plan.threshold
     if acc < threshold:
         raise Fail(f"LeNet-BN with your BatchNorm reaches {acc:.1%} test accuracy in eval() mode after "
@@ -240,7 +350,17 @@ def judge_eval(plan, result):
         if bool((err > allowed).any()):
             raise Fail(f"LeNet-BN with your BatchNorm: {message} (largest difference {fmt(err.max())} in the "
                        f"logits, tolerance {training_ref.EVAL_ATOL:g} + {training_ref.EVAL_RTOL:g}·|value|)")
-    return "eval() outputs are deterministic and independent of the rest of the batch"
+    mine = judge_state(result).get("first")
+    if not isinstance(mine, torch.Tensor) or tuple(mine.shape) != tuple(first.shape):
+        raise Fail("LeNet-BN training: the grader could not compute the eval() outputs itself.")
+    err = (first - mine).abs()
+    if bool((err > training_ref.JUDGE_EVAL_ATOL + training_ref.JUDGE_EVAL_RTOL * mine.abs()).any()):
+        raise Fail(f"LeNet-BN with your BatchNorm in eval() mode: the outputs for test images 0-{n - 1} differ from "
+                   f"what the trained weights and your layers' own moving statistics give (largest difference "
+                   f"{fmt(err.max())} in the logits, tolerance {training_ref.JUDGE_EVAL_ATOL:g} + "
+                   f"{training_ref.JUDGE_EVAL_RTOL:g}·|value|). Hint: in eval() mode compute gamma * (X - "
+                   f"moving_mean) / sqrt(moving_var + eps) + beta with the stored moving statistics, nothing else.")
+    return "eval() outputs are deterministic, independent of the rest of the batch, and follow the trained state"
 
 
 # ---- the checks ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ MAX_MESSAGE = 2000
 MAX_OUTPUT = 32 * 1024
 OUTPUT_MODE = 0o600   # every report file: owner-only (docs/class-scale.md, "Output files")
 GROUP_AT_LEAST = 3   # failed checks of a piece with one reason that share a table line
+MAX_FINDINGS = 50
 
 
 def clip(text, limit):
@@ -71,9 +72,16 @@ def table(results):
     return "\n".join(lines)
 
 
-def gradescope(results, output="", hidden_visibility="after_published"):
+def gradescope(results, output="", hidden_visibility="after_published", tampering=None):
+    """Gradescope's results.json. ``tampering`` (``tamper.Finding`` list): when not empty, the report's
+    ``output`` starts with it and ``extra_data.bnlab.tampering`` lists it ([{"where", "what"}])."""
     score, _ = total(results)
-    return {
+    findings = [f.as_dict() if hasattr(f, "as_dict") else dict(f) for f in (tampering or [])][:MAX_FINDINGS]
+    if findings:
+        lines = [f"FLAGGED: the submission reaches for the grader's internals or an escape hatch; checks based on "
+                 f"observations made in its process score zero:"] + [f"  {f['where']}: {f['what']}" for f in findings]
+        output = "\n".join(lines) + "\n" + output
+    data = {
         "score": score,
         "output": clip(output, MAX_OUTPUT),
         "tests": [{
@@ -85,6 +93,9 @@ def gradescope(results, output="", hidden_visibility="after_published"):
             "visibility": hidden_visibility if r.hidden else "visible",
         } for r in results],
     }
+    if findings:
+        data["extra_data"] = {"bnlab": {"tampering": [{k: clip(str(v), 300) for k, v in f.items()} for f in findings]}}
+    return data
 
 
 def write_bytes(path, data):

@@ -15,10 +15,16 @@ import traceback
 
 from .. import course
 from .check import PIECES, REGISTRY, Fail
-from .student import StudentError
+from .student import StudentError, time_limit_message
 
 WHOLE_RUN_LIMIT_S = course.SETTINGS["time_limit"].default
 PACKAGE = __package__.rpartition(".")[0]   # "autograder" (or "bnlab_public" in the students' copy)
+# Pieces whose code runs another piece's (course.py says which): a piece that RUNS_ON a hung one is not
+# run; one that MAY_RUN it is probed with at most SUSPECT_TIMEOUT_S. So a batch_norm that never returns
+# costs one probe timeout, one short one and two worker restarts (tests/test_hostile.py::test_never_returns).
+RUNS_ON = course.RUNS_ON
+MAY_RUN = course.MAY_RUN
+SUSPECT_TIMEOUT_S = course.SUSPECT_TIMEOUT_S
 
 
 class MissingHidden(Exception):
@@ -96,33 +102,76 @@ def inventory(student):
         return {"defined": [], "load_errors": [str(exc)]}
 
 
-def grade(student, checks, time_limit=WHOLE_RUN_LIMIT_S):
-    deadline = time.monotonic() + time_limit
+def failed(check, message):
+    return Result(check.id, check.piece, check.title, 0.0, check.points, check.hidden, False, message, 0.0)
+
+
+def scan_for_tampering(student):
+    """tamper.scan of the submission the student handle was opened on ([] when it has no path)."""
+    path = getattr(student, "path", None)
+    if not path:
+        return []
+    try:
+        from . import tamper
+    except ImportError:   # an older vendored copy of the grader
+        return []
+    return tamper.scan(path)
+
+
+def grade(student, checks, time_limit=WHOLE_RUN_LIMIT_S, started=None):
+    """Run ``checks``; returns (results, context). ``context`` holds the inventory and ``tampering``
+    (``tamper.Finding`` list). Hard limits: the whole run, loading included, ends by ``started``
+    (``time.monotonic()``, default now) + ``time_limit``; a piece whose probe timed out is not probed
+    again (nor the pieces in ``RUNS_ON`` that use it); a flagged submission scores zero on every
+    check that relied on an observation made in its process (``Student.observed``)."""
+    deadline = (time.monotonic() if started is None else started) + time_limit
+    student.set_deadline(deadline, time_limit)
+    findings = scan_for_tampering(student)
     context = inventory(student)
-    results = []
+    context["tampering"] = findings
+    results, hung = [], {}
     for check in checks:
-        if time.monotonic() > deadline:
-            results.append(Result(check.id, check.piece, check.title, 0.0, check.points, check.hidden, False,
-                                  f"not graded: the time limit for the whole submission ({time_limit:.0f} s) ran out", 0.0))
+        blocked = [p for p in (check.piece,) + RUNS_ON.get(check.piece, ()) if p in hung]
+        if time.monotonic() >= deadline:
+            results.append(failed(check, time_limit_message(time_limit)))
             continue
-        results.append(run_one(check, student, context))
+        if blocked:
+            piece = blocked[0]
+            uses = "" if piece == check.piece else f"; {check.piece} runs your {piece}"
+            results.append(failed(check, f"not run: {piece} timed out in an earlier check ({hung[piece]}{uses})"))
+            continue
+        student.begin_check(cap=SUSPECT_TIMEOUT_S if any(p in hung for p in MAY_RUN.get(check.piece, ())) else None)
+        result = run_one(check, student, context)
+        if student.timed_out:
+            hung.setdefault(check.piece, check.id)
+        if findings and student.observed:
+            result = dataclasses.replace(result, score=0.0, passed=False, message=(
+                f"scored zero: this check relies on {', '.join(sorted(student.observed))}, observed inside your "
+                f"process, and {tamper_summary(findings)}. (Graded as if not flagged: "
+                f"{'passed' if result.passed else 'failed'}{': ' + result.message if result.message else ''})"))
+        results.append(result)
     return results, context
 
 
 @dataclasses.dataclass
 class Graded:
     results: list      # [Result], in canonical order
-    context: dict      # the inventory: names defined, load errors
+    context: dict      # the inventory (names defined, load errors) and ``tampering`` (tamper findings)
     output: str        # what the submission printed (capped), after a line on how it was boxed
 
 
 @contextlib.contextmanager
-def open_student(path, sandboxed=True, probe_timeout=None, device=None):
+def open_student(path, sandboxed=True, probe_timeout=None, device=None, unsandboxed=None):
     """A handle on the submission at ``path``: a boxed worker (``sandboxed``), else this process
-    (trusted code only). ``device`` is where the training check trains (a ``course`` setting)."""
+    (trusted code only). ``device`` is where the training check trains; ``unsandboxed``: let the
+    worker run where its private file system cannot be built (else ``sandbox.NoSandbox``)."""
     from .student import InProcessStudent, SandboxStudent
     timeout = course.setting("probe_timeout", probe_timeout)
-    student = SandboxStudent(path, probe_timeout=timeout) if sandboxed else InProcessStudent(path)
+    if sandboxed:
+        student = SandboxStudent(path, probe_timeout=timeout,
+                                 require_jail=not course.setting("unsandboxed", unsandboxed))
+    else:
+        student = InProcessStudent(path)
     student.device = course.setting("device", device)
     try:
         yield student
@@ -131,12 +180,20 @@ def open_student(path, sandboxed=True, probe_timeout=None, device=None):
 
 
 def grade_submission(path, include_hidden=True, only=None, sandboxed=True, probe_timeout=None,
-                     time_limit=None, device=None):
+                     time_limit=None, device=None, unsandboxed=None, started=None):
     """Grade the submission at ``path`` (a notebook, a folder of notebooks or a .py file) with the
     public (and hidden) checks, or those named in ``only`` (ids or pieces). Settings left None are
-    resolved by ``course.setting``. Raises MissingHidden, course.SettingError; never for the student's code."""
+    resolved by ``course.setting``; the time limit counts from ``started`` (``time.monotonic()``,
+    default now), starting the worker and loading included. Raises MissingHidden, course.SettingError, sandbox.NoSandbox (no private
+    file system here, and ``unsandboxed`` not set: no student code ran); never for the student's code."""
     limit = course.setting("time_limit", time_limit)
-    with open_student(path, sandboxed, probe_timeout, device) as student:
+    started = time.monotonic() if started is None else started
+    with open_student(path, sandboxed, probe_timeout, device, unsandboxed) as student:
         checks = selected_checks(include_hidden, only)   # imports torch while the worker starts
-        results, context = grade(student, checks, time_limit=limit)
+        results, context = grade(student, checks, time_limit=limit, started=started)
     return Graded(results, context, student.output())
+
+
+def tamper_summary(findings):
+    from . import tamper
+    return tamper.summary(findings, limit=3)

@@ -49,21 +49,34 @@ class Unsupported:
 
 
 def unwrap(obj):
-    """Turn the wire form into Returned / list / tuple / dict / scalars."""
+    """Turn the wire form into Returned / list / tuple / dict / scalars.
+
+    A wrapper that is not exactly what ``wire.to_plain`` writes becomes ``Unsupported``
+    (a forged answer fails its check, never the grader)."""
     import torch
     if type(obj) is dict:
         if "__tensor__" in obj:
             t = obj["__tensor__"]
             if type(t) is not torch.Tensor:
                 return Unsupported("something that is not a tensor")
-            return Returned(t, bool(obj["requires_grad"]), bool(obj["grad_fn"]), str(obj["device"]))
+            flags = [obj.get(k) for k in ("requires_grad", "grad_fn", "device")]
+            if type(flags[0]) is not bool or type(flags[1]) is not bool or type(flags[2]) is not str:
+                return Unsupported("a tensor without its origin")
+            return Returned(t, flags[0], flags[1], flags[2][:64])
         if "__seq__" in obj:
-            items = [unwrap(v) for v in obj["items"]]
+            items = obj.get("items")
+            if type(items) not in (list, tuple):
+                return Unsupported("a sequence without items")
+            items = [unwrap(v) for v in items]
             return tuple(items) if obj["__seq__"] == "tuple" else items
         if "__dict__" in obj:
-            return {k: unwrap(v) for k, v in obj["__dict__"].items()}
+            inner = obj["__dict__"]
+            if type(inner) is not dict:
+                return Unsupported("a dict without items")
+            return {k: unwrap(v) for k, v in inner.items()}
         if "__unsupported__" in obj:
-            return Unsupported(str(obj["__unsupported__"]))
+            from ..student_side.wire import clip
+            return Unsupported(clip(obj["__unsupported__"], 300))
         return {k: unwrap(v) for k, v in obj.items()}
     if type(obj) in (list, tuple):
         return type(obj)(unwrap(v) for v in obj)
@@ -71,20 +84,76 @@ def unwrap(obj):
 
 
 def error_message(err):
-    if err["type"] == "ProbeError":
-        return err["message"]
-    if err["type"] == "NotImplementedError":
+    """The student-facing text of an error reply; each part clipped again (``wire.clip``) on receipt."""
+    from ..student_side.wire import MESSAGE_CHARS, NAME_CHARS, clip
+    kind, message, where = clip(err["type"], NAME_CHARS), clip(err["message"], MESSAGE_CHARS), \
+        clip(err.get("where", ""), NAME_CHARS)
+    if kind == "ProbeError":
+        return message
+    if kind == "NotImplementedError":
         return "not implemented yet (the stub still raises NotImplementedError)"
-    text = f"{err['type']}: {err['message']}" if err["message"] else err["type"]
-    return f"{text} (at {err['where']})" if err.get("where") else text
+    text = f"{kind}: {message}" if message else kind
+    return f"{text} (at {where})" if where else text
+
+
+# What the worker OBSERVES inside the student's process, where the student's code could rewrite it:
+# probes that return such observations, and request flags that ask for them (see tamper.py and
+# runner.grade: a flagged submission scores zero on every check that asked for one of these).
+OBSERVING_PROBES = {"train": "the training run", "architecture": "the architecture shape tables"}
+OBSERVING_FLAGS = {"trace": "the layer trace", "watch_norm_ops": "the normalisation-kernel watch"}
+
+
+def observation_kinds(probe_name, kwargs):
+    """The observation kinds a probe request asks for (a set of descriptions; empty for pure values)."""
+    kinds = set()
+    if probe_name in OBSERVING_PROBES:
+        kinds.add(OBSERVING_PROBES[probe_name])
+    stack = [kwargs]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            kinds.update(OBSERVING_FLAGS[k] for k, v in item.items() if k in OBSERVING_FLAGS and v)
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list, tuple)))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(v for v in item if isinstance(v, (dict, list, tuple)))
+    return kinds
+
+
+def time_limit_message(limit):
+    return f"not graded: the time limit for the whole submission ({limit:g} s) ran out"
 
 
 class Student:
-    """Base: ``probe(name, **kwargs)`` returns unwrapped plain data or raises StudentError."""
+    """Base: ``probe(name, **kwargs)`` returns unwrapped plain data or raises StudentError.
+
+    Per check (``begin_check``), the handle records which observation kinds the check's probes
+    asked for (``observed``) and whether one of them timed out (``timed_out``); ``deadline``
+    (``time.monotonic()`` seconds, or None) bounds every probe, loading included."""
+
+    observed = frozenset()
+    timed_out = False
+    deadline = None
+    time_limit = None
+    cap = None
+
+    def begin_check(self, cap=None):
+        """A new check starts; ``cap``: seconds its probes may take at most (None: the probe timeout)."""
+        self.observed, self.timed_out, self.cap = frozenset(), False, cap
+
+    def observe(self, *kinds):
+        """Note observation kinds used by the current check (a judge reusing an earlier probe's answer)."""
+        self.observed = frozenset(self.observed) | set(kinds)
+
+    def set_deadline(self, deadline, time_limit):
+        self.deadline, self.time_limit = deadline, time_limit
+
+    def time_left(self):
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
     device = None   # where the training check trains ("auto", "cpu", "cuda"); None: course.setting decides
 
     def probe(self, probe_name, /, **kwargs):
+        self.observe(*observation_kinds(probe_name, kwargs))
         response = self._ask({"probe": probe_name, "kwargs": kwargs})
         if "error" in response:
             raise StudentError(error_message(response["error"]))
@@ -103,6 +172,7 @@ class Student:
 class InProcessStudent(Student):
     def __init__(self, path):
         from ..student_side.session import Session
+        self.path = os.path.abspath(path)     # what tamper.scan reads
         self.session = Session(path)
 
     def _ask(self, request):
@@ -140,8 +210,7 @@ class CappedReader(threading.Thread):
                 f"and the last {len(self.last)} are kept] ...\n" + self.last.decode("utf-8", "replace"))
 
 
-MAX_MESSAGE = 256 << 20   # largest answer the grader will read from the worker
-MAX_ELEMENTS = 1 << 26    # largest tensor (elements) it will accept
+MAX_ELEMENTS = 1 << 26    # largest tensor (elements) it will accept (the wire's REPLY budget is smaller)
 
 
 def check_tensors(obj, depth=0):
@@ -174,18 +243,19 @@ def well_formed(answer):
 
 
 class SandboxStudent(Student):
-    """The submission runs in a boxed worker process (see ``sandbox.py``).
+    """The submission runs in a boxed worker process (see ``autograder/sandbox/``).
 
     Each probe has a wall-clock limit; a worker that dies or hangs during a
     probe is killed and a fresh one is started for the next probe. A worker
     that cannot load the submission fails every later probe at once."""
 
-    def __init__(self, path, probe_timeout=PROBE_TIMEOUT_S, limits=None, isolate=True, load_timeout=None):
+    def __init__(self, path, probe_timeout=PROBE_TIMEOUT_S, limits=None, isolate=True, load_timeout=None,
+                 require_jail=None):
         from ..sandbox import Sandbox
         self.path = os.path.abspath(path)
         self.probe_timeout = probe_timeout
         self.load_timeout = max(probe_timeout, LOAD_TIMEOUT_S) if load_timeout is None else load_timeout
-        self.sandbox = Sandbox(self.path, limits=limits, isolate=isolate)
+        self.sandbox = Sandbox(self.path, limits=limits, isolate=isolate, require_jail=require_jail)
         self.proc = None
         self.load_failure = None
         self.outputs = []
@@ -222,38 +292,32 @@ class SandboxStudent(Student):
         return True
 
     def _read(self, timeout):
-        """One decoded answer; "timeout"; None if the worker died; "bad" if it sent garbage."""
-        deadline = time.monotonic() + timeout
-        head = self._read_exactly(8, deadline)
-        if not isinstance(head, bytes):
-            return head
-        n = int.from_bytes(head, "little")
-        if n > MAX_MESSAGE:
-            return "bad"
-        data = self._read_exactly(n, deadline)
-        if not isinstance(data, bytes):
-            return data
+        """One decoded answer; "timeout"; None if the worker died; "bad" if it sent garbage.
+
+        Framing, budgets and decoding are ``wire``'s (``read_frame``, ``decode`` with
+        ``wire.REPLY``): nothing the worker declares is allocated before it is checked."""
         from ..student_side import wire
+        data = wire.read_frame(self.resp.fileno(), time.monotonic() + timeout, wire.REPLY)
+        if not isinstance(data, bytearray):
+            return data
         try:
-            answer = wire.decode(data)
+            answer = wire.decode(data, wire.REPLY)
             check_tensors(answer)
         except Exception:
             return "bad"
         return answer if well_formed(answer) else "bad"
 
-    def _read_exactly(self, n, deadline):
-        data = bytearray()
-        while len(data) < n:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.resp], [], [], left)[0]:
-                return "timeout"
-            chunk = self.resp.read(min(1 << 20, n - len(data)))
-            if not chunk:
-                return None
-            data += chunk
-        return bytes(data)
+    def _limit(self, timeout, capped=True):
+        """(seconds this wait may take, whether the whole-run deadline is what bounds it). The check's
+        ``cap`` bounds probes, never loading (a restarted worker loads the submission again)."""
+        if capped and self.cap is not None:
+            timeout = min(timeout, self.cap)
+        left = self.time_left()
+        if left is not None and left < timeout:
+            return max(0.0, left), True
+        return timeout, False
 
-    def _death(self, what, limit=None):
+    def _death(self, what, limit=None, by_deadline=False):
         proc = self.proc
         if what is None:  # the worker closed its pipe: let it finish dying to learn why
             try:
@@ -262,7 +326,10 @@ class SandboxStudent(Student):
                 pass
         self._stop()
         code = proc.returncode
+        if what == "timeout" and by_deadline:
+            return time_limit_message(self.time_limit)
         if what == "timeout":
+            self.timed_out = True
             return f"timed out after {limit or self.probe_timeout:g} s (an infinite loop, or far too much work?)"
         if what == "bad":
             return "your code sent back something that is not plain data (tensors, numbers, lists, dicts)"
@@ -274,22 +341,34 @@ class SandboxStudent(Student):
     def _ask(self, request):
         if self.load_failure:
             return {"error": {"type": "ProbeError", "message": self.load_failure, "where": ""}}
+        left = self.time_left()
+        if left is not None and left <= 0:
+            if self.proc is not None:
+                self._stop()
+            return {"error": {"type": "ProbeError", "message": time_limit_message(self.time_limit), "where": ""}}
         if self.proc is None:
             self._start()
         if not self.loaded:
-            answer = self._read(self.load_timeout)
+            timeout, by_deadline = self._limit(self.load_timeout, capped=False)
+            answer = self._read(timeout)
             if not (isinstance(answer, dict) and answer.get("ok") == "loaded"):
-                self.load_failure = "while loading your submission, " + self._death(answer, self.load_timeout)
+                message = self._death(answer, self.load_timeout, by_deadline)
+                self.timed_out = False        # loading, not this check's piece, hung: every check fails anyway
+                if by_deadline and answer == "timeout":
+                    return {"error": {"type": "ProbeError", "message": message, "where": ""}}
+                self.load_failure = "while loading your submission, " + message
                 return {"error": {"type": "ProbeError", "message": self.load_failure, "where": ""}}
             self.loaded = True
         from ..student_side import wire
-        deadline = time.monotonic() + self.probe_timeout
+        timeout, by_deadline = self._limit(self.probe_timeout)
+        deadline = time.monotonic() + timeout
         sent = self._write(wire.encode(request), deadline)
         if sent is not True:
-            return {"error": {"type": "ProbeError", "message": self._death(sent), "where": ""}}
+            return {"error": {"type": "ProbeError", "message": self._death(sent, timeout, by_deadline), "where": ""}}
         answer = self._read(max(0.0, deadline - time.monotonic()))
         if not isinstance(answer, dict):
-            return {"error": {"type": "ProbeError", "message": self._death(answer), "where": ""}}
+            return {"error": {"type": "ProbeError", "message": self._death(answer, timeout, by_deadline),
+                              "where": ""}}
         return answer
 
     def _stop(self, linger=0.0):

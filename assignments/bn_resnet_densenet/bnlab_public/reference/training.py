@@ -158,3 +158,84 @@ def reference_run(the_plan, batch_norm_layer=torch_batch_norm, steps=LOSS_STEPS,
 def reference_losses(device):
     """The reference network's losses over the first LOSS_STEPS batches of ``plan(device)``."""
     return reference_run(plan(device))["losses"]
+
+
+# ---- the judge's own evaluation of the trained network --------------------------------------------------
+
+GAMMA_NAMES = ("gamma", "weight", "scale")
+BETA_NAMES = ("beta", "bias", "shift")
+MEAN_NAMES = ("mean", "mu", "avg", "average")
+VAR_NAMES = ("var", "sigma", "variance")
+DEFAULT_EPS = 1e-5
+JUDGE_EVAL_ATOL, JUDGE_EVAL_RTOL = 1e-3, 1e-3   # the student's eval() logits vs the judge's, from the same state
+
+
+class StateError(Exception):
+    """The trained state the training probe returned cannot be evaluated; the message says why."""
+
+
+def _pick(entries, names):
+    for e in entries:
+        leaf = e[0].rsplit(".", 1)[-1].lower()
+        if any(n in leaf for n in names):
+            return e
+    return None
+
+
+def identify(tensors, features, where):
+    """(gamma, beta, moving_mean, moving_var) among a batch norm's tensors ``[(name, kind, learnable,
+    tensor)]`` of ``features`` elements: learnable ones (parameters, or leaves requiring grad) by name
+    (gamma/weight/scale, beta/bias/shift), else in the order the layer defines them; the statistics by
+    name (mean/mu, var/sigma), else in order (d2l defines the mean first)."""
+    learn = [e for e in tensors if e[1] == "parameter" or e[2]]
+    stats = [e for e in tensors if not (e[1] == "parameter" or e[2])]
+    found = []
+    for group, first_names, second_names in ((learn, GAMMA_NAMES, BETA_NAMES), (stats, MEAN_NAMES, VAR_NAMES)):
+        a, b = _pick(group, first_names), _pick(group, second_names)
+        rest = [e for e in group if e is not a and e is not b]
+        a = a or (rest.pop(0) if rest else None)
+        b = b or (rest.pop(0) if rest else None)
+        found += [a, b]
+    if any(e is None for e in found):
+        names = ", ".join(f"{e[0]} ({e[1]})" for e in tensors) or "none"
+        raise StateError(f"{where}: expected gamma and beta (learnable) and the moving mean and variance, each of "
+                         f"{features} values; found {names}")
+    return [e[3].detach().reshape(features).double() for e in found]
+
+
+def judge_network(weights, norms, dtype=torch.float64):
+    """LeNet-BN of PyTorch's own layers holding the trained state: ``weights`` (10 tensors, the conv/linear
+    weights and biases in layer order), ``norms`` (per batch norm: (tensors, eps) as ``identify`` takes
+    them). PyTorch's eval() batch norm computes d2l's prediction formula
+    ``gamma * (X - moving_mean) / sqrt(moving_var + eps) + beta`` from whatever the student stored
+    (momentum plays no part in eval(), so d2l's and PyTorch's momentum conventions do not matter here)."""
+    net = train_probe.lenet_bn(torch_batch_norm).to(dtype)
+    with torch.no_grad():
+        for k, i in enumerate(train_probe.WEIGHTED):
+            for name, t in (("weight", weights[2 * k]), ("bias", weights[2 * k + 1])):
+                target = getattr(net[i], name)
+                if tuple(t.shape) != tuple(target.shape):
+                    raise StateError(f"net[{i}].{name} came back with shape {tuple(t.shape)}, expected "
+                                     f"{tuple(target.shape)}")
+                target.copy_(t)
+        for (index, features, _), (tensors, eps) in zip(train_probe.NORMS, norms):
+            gamma, beta, mean, var = identify(tensors, features, f"the batch norm net[{index}]")
+            layer = net[index]
+            layer.weight.copy_(gamma)
+            layer.bias.copy_(beta)
+            layer.running_mean.copy_(mean)
+            layer.running_var.copy_(var)
+            layer.eps = DEFAULT_EPS if eps is None else float(eps)
+    return net.eval()
+
+
+def judge_evaluation(the_plan, weights, norms):
+    """(correct predictions on the plan's test set, in float32 as the student's network computes them;
+    float64 eval() logits of test images [0, 64)), by the judge's network holding the trained state."""
+    kwargs = the_plan.kwargs
+    with torch.no_grad(), synthetic_data.single_thread():
+        correct = train_probe.accuracy(judge_network(weights, norms, torch.float32), kwargs["test_x"],
+                                       kwargs["test_y"], torch.device("cpu"))
+        first = judge_network(weights, norms)(
+            train_probe.images(kwargs["test_x"][:train_probe.EVAL_BATCH], "cpu").double())
+    return correct, first

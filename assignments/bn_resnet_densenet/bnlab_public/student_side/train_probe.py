@@ -37,6 +37,7 @@ from .synthetic_data import single_thread
 from .wire import to_plain
 
 WEIGHTED = (0, 4, 9, 12, 15)    # the Conv2d / Linear layers of ``lenet_bn``, in order
+NORMS = ((1, 6, 4), (5, 16, 4), (10, 120, 2), (13, 84, 2))   # (index, num_features, num_dims) of the batch norms
 EVAL_BATCH = 64                 # the eval() checks use test images [0, 64) ...
 MIX_ROW = 17                    # ... and image 0 again as row 17 of a batch of images [64, 128)
 ACCURACY_BATCH = 500
@@ -178,6 +179,8 @@ def eval_outputs(net, test_x, device):
 
 
 def accuracy(net, test_x, test_y, device):
+    """Correct predictions in eval() mode (the GRADER's count: it runs this on its own network built from
+    the state the training probe returns, ``training_ref.judge_network``)."""
     net.eval()
     correct = 0
     with torch.no_grad():
@@ -185,6 +188,24 @@ def accuracy(net, test_x, test_y, device):
             out = net(images(test_x[start:start + ACCURACY_BATCH], device))
             correct += int((out.argmax(dim=1).cpu() == test_y[start:start + ACCURACY_BATCH]).sum())
     return correct
+
+
+def trained_state(net):
+    """What the grader needs to evaluate the trained network itself: the conv/linear weights and biases
+    (10 tensors, in layer order) and, per batch norm, every tensor of as many elements as it has features
+    ([name, kind, tensor]; kind: parameter / buffer / attribute, however the student stores them) and
+    its ``eps`` if it keeps one."""
+    found = module_tensors(net)
+    norms = []
+    for index, features, _ in NORMS:
+        prefix = f"net[{index}]."
+        tensors = [[name[len(prefix):], kind, to_plain(t)] for name, t, kind in found
+                   if name.startswith(prefix) and t.is_floating_point() and t.numel() == features]
+        eps = [v for sub in net[index].modules() for k, v in vars(sub).items()
+               if k == "eps" and type(v) is float]
+        norms.append({"tensors": tensors, "eps": eps[0] if eps else None})
+    weights = [to_plain(t) for i in WEIGHTED for t in (net[i].weight, net[i].bias)]
+    return {"weights": weights, "norms": norms}
 
 
 @contextlib.contextmanager
@@ -213,12 +234,13 @@ def train(names, init, train_x, train_y, order, test_x, test_y, lr, device="cpu"
     init: 10 tensors, the conv/linear weights and biases; train_x/test_x: uint8 (N, 28, 28);
     order: int64 (steps, batch) indices into train_x. ``devices`` is read after the first step,
     ``graph`` after each step in ``graph_steps``. An error in eval() mode is reported in
-    ``eval_error`` so that the training-mode checks are still graded.
+    ``eval_error`` so that the training-mode checks are still graded. ``state`` is the trained network
+    (``trained_state``): the grader computes the test accuracy and checks the eval() outputs from it.
     """
     if "BatchNorm" not in names:
         raise ProbeError("`BatchNorm` is not defined in your submission")
     dev = resolve_device(device)
-    result = {"device": str(dev), "devices": {}, "eval": None, "eval_error": None, "correct": None,
+    result = {"device": str(dev), "devices": {}, "eval": None, "eval_error": None, "state": None,
               "total": int(len(test_y))}
     # one CPU thread, as in the sandboxed worker: the same numbers through every door, and no
     # OpenMP threads waiting on each other on a busy machine
@@ -238,7 +260,7 @@ def train(names, init, train_x, train_y, order, test_x, test_y, lr, device="cpu"
         if evaluate:
             try:
                 result["eval"] = eval_outputs(net, test_x, dev)
-                result["correct"] = accuracy(net, test_x, test_y, dev)
+                result["state"] = trained_state(net)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
