@@ -50,6 +50,10 @@ RUNS_ON = {"training": ("BatchNorm",)}
 MAY_RUN = {"BatchNorm": ("batch_norm",)}
 SUSPECT_TIMEOUT_S = 5.0
 
+# Pieces graded in a worker of their own, beside the others (``runner.grade_submission`` with
+# ``side_worker``): the training run is most of the checks' time, and the other checks leave a core free.
+OWN_WORKER_PIECES = ("training",)
+
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
@@ -74,6 +78,9 @@ SETTINGS = {
                     "where Fashion-MNIST's files are looked for (torchvision's FashionMNIST/raw layout)"),
     "download": Setting("BNLAB_DOWNLOAD", False, bool,
                         "1 lets grading download Fashion-MNIST; otherwise the offline synthetic set is used"),
+    "side_worker": Setting("BNLAB_SIDE_WORKER", True, bool,
+                           "grade the training checks in a second worker, beside the others (one submission: "
+                           "faster on two or more cores; grade-batch turns it off, its pool already fills the cores)"),
     "unsandboxed": Setting("BNLAB_UNSANDBOXED", False, bool,
                            "grade even where the sandbox's private file system cannot be built (trusted code only)"),
     "debug": Setting("BNLAB_DEBUG", False, bool,

@@ -379,6 +379,8 @@ def test_never_returns(graded):
     first = next(k for k, t in enumerate(module) if t["score"] == 0)   # the first that runs forward()
     assert f"timed out after {runner.SUSPECT_TIMEOUT_S:g} s" in module[first]["output"], module[first]
     all_fail(dict(enumerate(module[first + 1:])), "not run: BatchNorm timed out in an earlier check")
-    all_fail(of(tests, "training"), "not run: BatchNorm timed out in an earlier check")
+    # training runs in a worker of its own beside the others (course.OWN_WORKER_PIECES): it times out there,
+    # at the same time, or is not run when BatchNorm hung first in the same worker
+    all_fail(of(tests, "training"), "timed out")
     for piece in ("Residual", "DenseBlock", TB, "quiz"):
         all_pass(of(tests, piece))

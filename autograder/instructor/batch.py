@@ -262,7 +262,8 @@ def grade_batch(submissions_dir, out_dir, workers=None, regrade=False, include_h
     options = {"include_hidden": include_hidden, "only": only,
                "probe_timeout": course.setting("probe_timeout", probe_timeout),
                "time_limit": course.setting("time_limit", time_limit),
-               "unsandboxed": course.setting("unsandboxed", unsandboxed)}
+               "unsandboxed": course.setting("unsandboxed", unsandboxed),
+               "side_worker": False}   # the pool already fills the cores: one worker per submission
     current, diffs = {}, []
     bar = None
     if progress and todo:
