@@ -16,6 +16,8 @@ import pytest
 
 from autograder.instructor import batch, class_summary as insight  # stdlib only at import: this module is imported by spawned pool processes
 
+pytestmark = pytest.mark.xdist_group("test_batch")   # its module fixtures are built once, in one test process
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBMISSIONS = os.path.join(ROOT, "tests", "submissions")
 REFERENCE = os.path.join(SUBMISSIONS, "reference.py")

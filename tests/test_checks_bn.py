@@ -25,6 +25,8 @@ from autograder.core.check import REGISTRY, Fail
 from autograder.checks.batchnorm_module import moving_stats, parameters
 from autograder.core.student import Returned, SandboxStudent
 
+pytestmark = pytest.mark.xdist_group("test_checks_bn")   # its module fixtures are built once, in one test process
+
 PIECES = ["batch_norm", "BatchNorm"]
 VARIANTS = {v.id: v for v in variants_batch_norm.WRONG + variants_batch_norm.RIGHT
             + variants_BatchNorm.WRONG + variants_BatchNorm.RIGHT}

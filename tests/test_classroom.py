@@ -16,6 +16,8 @@ from conftest import ROOT
 from autograder.core import runner
 from autograder.instructor import actions_summary as summary_md
 
+pytestmark = pytest.mark.xdist_group("test_classroom")   # its module fixtures are built once, in one test process
+
 WORKFLOW = os.path.join(ROOT, "templates", "github-classroom", ".github", "workflows", "grade.yml")
 RELEASE = os.path.join(ROOT, "assignments", "bn_resnet_densenet")
 

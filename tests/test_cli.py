@@ -9,6 +9,8 @@ import pytest
 
 from conftest import ROOT, grade_path
 
+pytestmark = pytest.mark.xdist_group("test_cli")   # its module fixtures are built once, in one test process
+
 SUBMISSIONS = os.path.join(ROOT, "tests", "submissions")
 
 

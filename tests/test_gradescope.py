@@ -14,6 +14,8 @@ from conftest import REFERENCE, ROOT
 from autograder.core import runner
 from autograder.instructor import gradescope
 
+pytestmark = pytest.mark.xdist_group("test_gradescope")   # its module fixtures are built once, in one test process
+
 HOSTILE = os.path.join(ROOT, "tests", "hostile")
 NOTEBOOKS = os.path.join(ROOT, "solutions", "bn_resnet_densenet")
 

@@ -20,6 +20,8 @@ import pytest
 from conftest import REFERENCE, ROOT, grade_path
 from autograder.core import runner
 
+pytestmark = pytest.mark.xdist_group("test_hostile")   # its module fixtures are built once, in one test process
+
 HOSTILE = os.path.join(ROOT, "tests", "hostile")
 REPORT_LIMIT = 1_000_000
 BN, TB = "batch_norm", "transition_block"

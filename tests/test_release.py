@@ -23,6 +23,8 @@ from autograder.core.check import PIECES
 from autograder.hidden.quiz_key import KEY
 from autograder.course import NOTEBOOK_OF_PIECE
 
+pytestmark = pytest.mark.xdist_group("test_release")   # its module fixtures are built once, in one test process
+
 ASSIGNMENT = release.ASSIGNMENT
 RELEASE = os.path.join(ROOT, "assignments", ASSIGNMENT)
 SOURCE = os.path.join(ROOT, "solutions", ASSIGNMENT)

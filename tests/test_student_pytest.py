@@ -28,6 +28,8 @@ from autograder.core import runner
 from autograder.instructor import release
 from autograder.instructor.release import ASSIGNMENT
 
+pytestmark = pytest.mark.xdist_group("test_student_pytest")   # its module fixtures are built once, in one test process
+
 SOURCE = os.path.join(ROOT, "solutions", ASSIGNMENT)
 IGNORE = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".pytest_cache", "*.pyc")
 

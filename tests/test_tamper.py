@@ -14,6 +14,8 @@ from autograder import batch, insight, report, runner, tamper
 from autograder.core.student import InProcessStudent, observation_kinds
 from conftest import REFERENCE, ROOT
 
+pytestmark = pytest.mark.xdist_group("test_tamper")   # its module fixtures are built once, in one test process
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

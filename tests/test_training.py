@@ -22,6 +22,8 @@ from autograder.student_side import train_probe
 from conftest import REFERENCE, grade_path
 from variants import Variant
 
+pytestmark = pytest.mark.xdist_group("test_training")   # its module fixtures are built once, in one test process
+
 IDS = ("training.loss_matches_reference", "training.accuracy", "training.on_device",
        "training.no_graph_growth", "training.eval_deterministic")
 GPU = torch.cuda.is_available()
