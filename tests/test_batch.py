@@ -257,7 +257,7 @@ def odd_class(tmp_path_factory):
     shutil.copy(REFERENCE, subs / "alice.py")
     with open(os.path.join(os.fsencode(str(subs)), b"undecodable\xff.py"), "w", encoding="utf-8") as f:
         f.write(stub)
-    proc = subprocess.run([sys.executable, "-m", "autograder.batch", str(subs), "--out", str(out), "--workers", "2",
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade-batch", str(subs), "--out", str(out), "--workers", "2",
                            "--only", "quiz", "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     return subs, out, proc
 
@@ -287,14 +287,14 @@ def test_odd_names_never_collide_with_outputs_or_each_other(odd_class):
 def test_odd_names_resume_and_regrade(odd_class):
     subs, out, _ = odd_class
     before = (out / "grades.csv").read_text(encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "autograder.batch", str(subs), "--out", str(out), "--workers", "2",
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade-batch", str(subs), "--out", str(out), "--workers", "2",
                            "--only", "quiz", "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert f"{len(ODD_NAMES) + 1} already graded" in proc.stdout and "to grade" not in proc.stdout
     assert (out / "grades.csv").read_text(encoding="utf-8") == before
     one = subs / "Bob.py"  # Bob (not bob, not BOB) finally did the quiz
     shutil.copy(REFERENCE, one)
-    proc = subprocess.run([sys.executable, "-m", "autograder.batch", str(subs), "--out", str(out), "--workers", "2",
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade-batch", str(subs), "--out", str(out), "--workers", "2",
                            "--only", "quiz", "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "1 to grade" in proc.stdout

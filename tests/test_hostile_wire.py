@@ -28,14 +28,14 @@ ATTACKS = {  # file -> what each forged check's message must say
 }
 PROBE_TIMEOUT = 30.0
 
+pytestmark = pytest.mark.xdist_group("test_hostile_wire")   # its module fixtures are built once, in one test process
+
 JUDGE = r'''
 import json, os, resource, sys, time
 resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))
 sys.path.insert(0, ROOT)
-from autograder import report, runner
+from autograder.core import report, runner
 from autograder.core.student import SandboxStudent
-
-pytestmark = pytest.mark.xdist_group("test_hostile_wire")   # its module fixtures are built once, in one test process
 paths, only, probe_timeout = json.loads(sys.argv[1])
 checks = runner.selected_checks(True, only)
 out = {}

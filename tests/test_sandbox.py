@@ -13,6 +13,8 @@ import torch
 
 from conftest import REFERENCE, ROOT, grade_path
 from autograder import sandbox
+
+pytestmark = pytest.mark.xdist_group("processes")   # with test_hostile: both count leftover processes
 from autograder.core.student import SandboxStudent, check_tensors, unwrap, Unsupported
 from autograder.student_side import wire
 

@@ -10,7 +10,8 @@ import pkgutil
 
 import pytest
 
-from autograder import batch, insight, report, runner, tamper
+from autograder.core import report, runner, tamper
+from autograder.instructor import batch, class_summary as insight
 from autograder.core.student import InProcessStudent, observation_kinds
 from conftest import REFERENCE, ROOT
 
