@@ -103,7 +103,7 @@ def find_target(submission_dir):
 
 def run(root=None):
     """Grade <root>/submission into <root>/results/results.json; always writes a report."""
-    from . import batch
+    from . import batch, report
     root = root or os.environ.get(ROOT_ENV) or DEFAULT_ROOT
     submission = os.path.join(root, "submission")
     results = os.path.join(root, "results", "results.json")
@@ -117,6 +117,7 @@ def run(root=None):
             data = batch.grade_submission(target)
         except (Exception, SystemExit) as exc:  # the grader's own failure: still a report, never a traceback
             data = batch.zero_report(f"the grader failed ({type(exc).__name__}); please tell your instructor")
+    data = report.hidden_view(data)  # what students see of hidden checks: BNLAB_HIDDEN_FEEDBACK
     data["execution_time"] = round(time.monotonic() - start, 2)
     batch.write_atomic(results, json.dumps(data, indent=1, ensure_ascii=False))
     top = sum(t["max_score"] for t in data["tests"])

@@ -41,6 +41,7 @@ ASSIGNMENT = "bn_resnet_densenet"
 VENDOR = "bnlab_public"
 # Instructor-only modules and the command line stay out of the students' copy.
 NOT_VENDORED = {"hidden", "release.py", "nbgrader_hooks.py", "nbgrader_verify.py", "batch.py", "insight.py",
+                "nbgrader_autograde.py",
                 "gradescope.py", "summary_md.py", "cli.py", "__main__.py", "__pycache__"}
 GENERATED = "generated"
 

@@ -7,6 +7,42 @@ import xml.etree.ElementTree as ET
 MAX_MESSAGE = 2000
 MAX_OUTPUT = 32 * 1024
 
+# What a student sees of a HIDDEN check, the same in every door (nbgrader feedback, Gradescope's
+# results.json, the GitHub Actions summary): "score" = its name, pass/fail and points only;
+# "message" = also its message (which names the input that broke the code: what hidden checks
+# keep to themselves). Public checks always show their messages. Instructors' own reports
+# (the CLI's table and --results, nbgrader-verify, grade-batch) always show everything.
+HIDDEN_FEEDBACK_ENV = "BNLAB_HIDDEN_FEEDBACK"
+HIDDEN_FEEDBACK_VALUES = ("score", "message")
+DEFAULT_HIDDEN_FEEDBACK = "score"
+HIDDEN_NOTE = "hidden check: only its score is shown"
+
+
+def hidden_feedback(flag=None):
+    """"score" or "message": the flag if given, else $BNLAB_HIDDEN_FEEDBACK, else the default ("score").
+
+    ValueError for any other value (a typo must not publish the hidden messages)."""
+    for value, origin in ((flag, "the hidden-feedback flag"), (os.environ.get(HIDDEN_FEEDBACK_ENV), HIDDEN_FEEDBACK_ENV)):
+        if value:
+            if value.strip().lower() in HIDDEN_FEEDBACK_VALUES:
+                return value.strip().lower()
+            raise ValueError(f"{origin} must be one of {', '.join(HIDDEN_FEEDBACK_VALUES)}, not {value!r}")
+    return DEFAULT_HIDDEN_FEEDBACK
+
+
+def hidden_view(report, setting=None):
+    """A copy of a results.json dict as a student may see it: with ``setting`` "score" (default:
+    ``hidden_feedback()``), each hidden test's output is its title, plus HIDDEN_NOTE if it failed."""
+    if hidden_feedback(setting) == "message":
+        return report
+    tests = []
+    for t in report.get("tests", []):
+        if t.get("visibility", "visible") != "visible":
+            title = t.get("output", "").split("\n", 1)[0]
+            t = dict(t, output=title + ("" if t.get("status") == "passed" else "\n" + HIDDEN_NOTE))
+        tests.append(t)
+    return dict(report, tests=tests)
+
 
 def clip(text, limit):
     return text if len(text) <= limit else text[:limit] + f" ... [{len(text) - limit} characters cut]"
