@@ -32,9 +32,11 @@ closed). ``GradeInSandbox.probe_timeout`` (``--GradeInSandbox.probe_timeout=30``
 else ``BNLAB_PROBE_TIMEOUT``; else the CLI's 60 s) bounds one probe and
 ``GradeInSandbox.time_limit`` the whole submission (the CLI's 600 s).
 """
+import atexit
 import collections
 import os
 import re
+import threading
 import time
 
 from nbformat.v4 import new_output
@@ -106,8 +108,24 @@ def grade_folder(folder, probe_timeout=DEFAULT_PROBE_TIMEOUT, time_limit=DEFAULT
         checks = runner.selected_checks(include_hidden=True)
         results, _ = runner.grade(student, checks, time_limit=time_limit)
     finally:
-        student.close()
+        close_later(student)
     return {r.id: r for r in results}
+
+
+_CLOSING = []   # threads ending finished workers while nbgrader writes the notebooks
+
+
+def close_later(student):
+    """End the worker in the background (it may take a second or two to exit); joined before nbgrader exits."""
+    thread = threading.Thread(target=student.close, daemon=True)
+    thread.start()
+    _CLOSING.append(thread)
+
+
+@atexit.register
+def wait_for_closing():
+    while _CLOSING:
+        _CLOSING.pop().join(timeout=60)
 
 
 def graded(folder, probe_timeout=DEFAULT_PROBE_TIMEOUT, time_limit=DEFAULT_TIME_LIMIT, log=None):
