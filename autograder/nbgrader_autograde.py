@@ -48,6 +48,7 @@ CHECK_CALL = re.compile(r"check(?:_hidden)?\('([^']+)'\)")   # the generated tes
 PROBE_TIMEOUT_ENV = "BNLAB_PROBE_TIMEOUT"
 DEFAULT_PROBE_TIMEOUT = 60.0    # the CLI's --probe-timeout
 DEFAULT_TIME_LIMIT = 600.0      # the CLI's --time-limit
+COULD_NOT_START = "the grader could not start"
 CACHE_SIZE = 4                  # submissions whose results are kept (nbgrader grades one at a time)
 
 
@@ -100,7 +101,7 @@ def grade_folder(folder, probe_timeout=DEFAULT_PROBE_TIMEOUT, time_limit=DEFAULT
         student = SandboxStudent(folder, probe_timeout=probe_timeout)
     except Exception as exc:  # the grader's own failure: zero, and say so
         from . import runner
-        reason = f"the grader could not start ({type(exc).__name__}: {exc}); please tell your instructor"
+        reason = f"{COULD_NOT_START} ({type(exc).__name__}: {exc}); please tell your instructor"
         return {c.id: runner.Result(c.id, c.piece, c.title, 0.0, c.points, c.hidden, False, reason, 0.0)
                 for c in runner.selected_checks(include_hidden=True)}
     try:
@@ -140,6 +141,9 @@ def graded(folder, probe_timeout=DEFAULT_PROBE_TIMEOUT, time_limit=DEFAULT_TIME_
             _GRADED.popitem(last=False)
         if log is not None:
             results = _GRADED[key].values()
+            broken = {r.message for r in results if r.message.startswith(COULD_NOT_START)}
+            for message in broken:
+                log.error("%s: %s", folder, message)
             log.info("Graded %s in the sandbox: %g / %g points in %.1f s", folder,
                      sum(r.score for r in results), sum(r.max_score for r in results), time.monotonic() - start)
     return _GRADED[key]

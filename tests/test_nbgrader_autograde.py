@@ -164,3 +164,21 @@ def test_the_pipeline_replaces_only_execute():
     ours = nbgrader_autograde.autograde_preprocessors()
     assert Execute in default and Execute not in ours
     assert ours == [nbgrader_autograde.GradeInSandbox if p is Execute else p for p in default]
+
+
+def test_a_sandbox_that_cannot_start_fails_closed_and_is_logged(tmp_path, monkeypatch):
+    import logging
+    from autograder import student
+
+    def broken(*args, **kwargs):
+        raise OSError("no namespaces here")
+
+    monkeypatch.setattr(student, "SandboxStudent", broken)
+    (tmp_path / "01.ipynb").write_text("{}")
+    records = []
+    log = logging.getLogger("test_nbgrader_autograde")
+    monkeypatch.setattr(log, "error", lambda *args: records.append(args[0] % args[1:]))
+    results = nbgrader_autograde.graded(str(tmp_path), 5.0, 10.0, log=log)
+    assert sorted(results) == sorted(c.id for c in runner.selected_checks(include_hidden=True))
+    assert all(r.score == 0 and "could not start (OSError: no namespaces here)" in r.message for r in results.values())
+    assert len(records) == 1 and "please tell your instructor" in records[0]
