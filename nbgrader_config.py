@@ -1,7 +1,8 @@
 """nbgrader configuration of the bnlab course (the repository root is the course directory).
 
 Run every nbgrader command from the repository root with the venv's nbgrader
-(docs/instructors.md has the whole workflow):
+(docs/instructors.md has the whole workflow). `nbgrader autograde` starts no
+kernel: the grader runs the submission in its sandbox, as the CLI does.
 
     .venv/bin/nbgrader generate_assignment bn_resnet_densenet --force
     .venv/bin/nbgrader autograde bn_resnet_densenet
@@ -26,16 +27,12 @@ def prepend_env_path(name, folder):
     os.environ[name] = os.pathsep.join([folder] + parts)
 
 
-# nbgrader runs `alembic` by bare name (creating the gradebook) and the kernels as `python`:
-# both must be this environment's, whether or not the venv is activated.
+# nbgrader runs `alembic` by bare name (creating the gradebook): it must be this environment's,
+# whether or not the venv is activated.
 prepend_env_path("PATH", os.path.dirname(sys.executable))
-# The kernels import the instructor's grader (`autograder`, with the hidden checks) from here.
-prepend_env_path("PYTHONPATH", HERE)
+# nbgrader itself (this process) imports the instructor's grader from here: the plug-ins below and
+# the checks GradeInSandbox judges. No kernel runs in autograde, so nothing else gets this path.
 sys.path.insert(0, HERE)
-# Autograde grades each notebook FILE in a sandboxed worker, like `python -m autograder grade`
-# (autograder/notebook.py); one probe may take BNLAB_PROBE_TIMEOUT seconds (the CLI's default: 60).
-os.environ["BNLAB_AUTOGRADE"] = "sandbox"
-os.environ.setdefault("BNLAB_PROBE_TIMEOUT", "60")
 
 c.CourseDirectory.root = HERE
 c.CourseDirectory.course_id = "bnlab"
@@ -45,18 +42,19 @@ c.CourseDirectory.submitted_directory = os.path.join(DATA, "submitted")
 c.CourseDirectory.autograded_directory = os.path.join(DATA, "autograded")
 c.CourseDirectory.feedback_directory = os.path.join(DATA, "feedback")
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(HERE, DATA, "gradebook.db")
-# "autograder": a submission may not bring its own grader package (the test cells import
-# `autograder`, and the submission's folder comes first on the kernel's sys.path).
+# "autograder": a grader package handed in beside the notebooks is not copied to the autograded
+# folder (nothing there runs; the sandbox grades the submitted folder as the CLI does).
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".pytest_cache", "autograder"]
 os.makedirs(os.path.join(HERE, DATA), exist_ok=True)
 
-# Per cell. A test cell's first check starts the notebook's worker (load: up to 60 s) and each
-# probe may take BNLAB_PROBE_TIMEOUT: the cell limit is above both, so a student's infinite loop
-# hits the probe timeout first (zero for the checks it hits, "timed out after 60 s" in the
-# feedback) and the other checks are graded. A student's demo cell that loops forever is
-# interrupted after this many seconds (CellTimeoutError in that cell; nbgrader still exits 0).
-c.Execute.timeout = int(os.environ.get("BNLAB_CELL_TIMEOUT", "300"))
-c.Execute.interrupt_on_timeout = True
+# Autograde without the student's kernel (autograder/instructor/nbgrader_autograde.py): nbgrader's own
+# pipeline with its Execute step replaced by GradeInSandbox, which grades the submitted folder
+# once, as `python -m autograder grade FOLDER` (sandboxed worker), and writes each test cell's
+# outputs from the results; SaveAutoGrades then records the points. Other code cells are not
+# run (their outputs stay cleared by nbgrader's sanitize step). One probe may take
+# BNLAB_PROBE_TIMEOUT seconds (default 30, the CLI's), or --GradeInSandbox.probe_timeout=N.
+# (Configured below, once the grader is importable.)
+
 # A test cell the student deleted is put back (and graded); edited locked cells get their
 # source back from the gradebook anyway (checksums).
 c.OverwriteCells.add_missing_cells = True
@@ -64,13 +62,18 @@ c.OverwriteCells.add_missing_cells = True
 # `nbgrader export` writes the totals here (one row per student and assignment).
 c.ExportPlugin.to = os.path.join(HERE, DATA, "grades.csv")
 
-# Feedback: no hidden test source, no traceback quoting it (autograder/nbgrader_hooks.py).
+# Feedback: no hidden test source, no traceback quoting it, hidden checks' messages only if
+# BNLAB_HIDDEN_FEEDBACK=message (or --HideHiddenTests.hidden_feedback=message; default: score only).
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
 try:
+    from autograder.instructor.nbgrader_autograde import autograde_preprocessors
     from autograder.instructor.nbgrader_hooks import HideHiddenTests
-except ImportError:  # a course folder without the grader (the release build's test): regions still go
+except ImportError:  # a course folder without the grader (the release build's test): no hidden checks,
+    # no key; nbgrader's kernel would run the test cells, which cannot import the grader: all zero
     from nbgrader.preprocessors import ClearHiddenTests as HideHiddenTests
+else:
+    c.Autograde.autograde_preprocessors = autograde_preprocessors()
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -83,6 +83,10 @@ SETTINGS = {
                            "faster on two or more cores; grade-batch turns it off, its pool already fills the cores)"),
     "unsandboxed": Setting("BNLAB_UNSANDBOXED", False, bool,
                            "grade even where the sandbox's private file system cannot be built (trusted code only)"),
+    "hidden_feedback": Setting("BNLAB_HIDDEN_FEEDBACK", "score", str,
+                               "what a student sees of a hidden check in every door (nbgrader feedback, Gradescope, "
+                               "the GitHub Actions summary): score (name, pass/fail, points) or message (also its "
+                               "message, which names the input that broke the code)", ("score", "message")),
     "debug": Setting("BNLAB_DEBUG", False, bool,
                      "1 prints the grader's own tracebacks (a check the grader could not finish)"),
     "gradescope_root": Setting("BNLAB_AUTOGRADER_ROOT", "/autograder", str,

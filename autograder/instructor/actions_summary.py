@@ -4,15 +4,21 @@
 the Gradescope-format report that ``python -m autograder grade --results`` wrote.
 ``markdown()`` also takes the runner's ``Result`` list directly.
 
-Hidden checks are listed with their points, but their failure messages are not
-shown unless asked (``--show-hidden``): a message names the input that broke the
+Hidden checks are listed with their points; their messages follow the course's
+hidden-feedback setting (``--hidden-feedback score|message``, else
+``$BNLAB_HIDDEN_FEEDBACK``, else "score": ``report.hidden_feedback()``), as in
+nbgrader's feedback and Gradescope: a message names the input that broke the
 code, which is what the hidden checks keep to themselves.
 """
 import json
 import sys
 
+from .. import course
+from ..core.report import HIDDEN_NOTE, hidden_feedback
+
+HIDDEN_FEEDBACK_VALUES = course.SETTINGS["hidden_feedback"].choices
+
 MAX_MESSAGE = 1200
-HIDDEN_NOTE = "hidden check: its message is shown once grades are published"
 
 
 def as_report(results):
@@ -32,7 +38,10 @@ def message_of(test):
     return text.split("\n", 1)[1].strip() if "\n" in text else ""
 
 
-def markdown(results, show_hidden=False, title="bnlab"):
+def markdown(results, show_hidden=None, title="bnlab"):
+    """``show_hidden``: None follows ``hidden_feedback()``; True / False force it."""
+    if show_hidden is None:
+        show_hidden = hidden_feedback() == "message"
     data = as_report(results)
     tests = data.get("tests", [])
     score, top = float(data.get("score", 0)), sum(t["max_score"] for t in tests)
@@ -59,7 +68,10 @@ def markdown(results, show_hidden=False, title="bnlab"):
 
 def add_arguments(parser, command="actions-summary"):
     parser.add_argument("results", help="the results.json written by `python -m autograder grade --results`")
-    parser.add_argument("--show-hidden", action="store_true", help="also show the hidden checks' messages")
+    parser.add_argument("--hidden-feedback", choices=HIDDEN_FEEDBACK_VALUES,
+                        help="what to show of hidden checks: score, or score and message "
+                             "(default: $BNLAB_HIDDEN_FEEDBACK, else score)")
+    parser.add_argument("--show-hidden", action="store_true", help="the same as --hidden-feedback message")
     parser.add_argument("--out", help="append to this file (e.g. \"$GITHUB_STEP_SUMMARY\") instead of printing")
     return parser
 
@@ -71,7 +83,12 @@ def run(args):
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.results!r}: {exc}", file=sys.stderr)
         return 2
-    text = markdown(data, show_hidden=args.show_hidden)
+    try:
+        show_hidden = args.show_hidden or hidden_feedback(args.hidden_feedback) == "message"
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = markdown(data, show_hidden=show_hidden)
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
             f.write(text)

@@ -229,6 +229,8 @@ def run_autograder(root=None):
             data = batch.grade_submission(target)
         except Exception as exc:  # the grader's own failure: still a report, never a traceback
             data = batch.zero_report(f"the grader failed ({type(exc).__name__}); please tell your instructor")
+    from ..core import report
+    data = report.hidden_view(data)  # what students see of hidden checks: the course's hidden_feedback setting
     data["execution_time"] = round(time.monotonic() - start, 2)
     write_results(results, data)
     top = sum(t["max_score"] for t in data["tests"])

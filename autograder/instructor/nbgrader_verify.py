@@ -2,10 +2,13 @@
 
     python -m autograder nbgrader-verify [ASSIGNMENT] [--student ID ...] [--root ROOT]
 
-nbgrader runs the test cells inside the student's own kernel, after the
-student's code: a submission that rewrites ``check``, hooks IPython or patches
-torch there can change what the gradebook records, and nbgrader cannot prevent
-it. This re-grades each submitted folder (``gradebook/submitted/<student>/<assignment>/``)
+``nbgrader autograde`` with the course's ``nbgrader_config.py`` already grades
+through the CLI's path (``GradeInSandbox``, autograder/nbgrader_autograde.py): no
+kernel runs, so nothing a student writes can change what the gradebook records.
+This cross-check catches what is left: a gradebook written by an nbgrader that was
+not configured so (another config, an older course folder: test cells run in the
+student's kernel), grades edited by hand, or grades from an older grader. It
+re-grades each submitted folder (``gradebook/submitted/<student>/<assignment>/``)
 with the CLI's code path (a sandboxed worker per student, the grader in this
 process, as ``python -m autograder grade``), maps each nbgrader test cell to its
 check through the source notebooks' test cells, and lists every check whose
@@ -13,8 +16,8 @@ gradebook points differ from the CLI's. Exit status 1 if any differ.
 
 The probe timeout is ``BNLAB_PROBE_TIMEOUT`` (as for autograde; default 30 s).
 A differing check is a reason to look at that student's autograded notebook,
-not proof of cheating: a notebook that defines a piece in a notebook other than
-its own is graded per notebook by nbgrader but over the whole folder by the CLI.
+not proof of cheating. One legitimate cause: a missing notebook scores zero in
+nbgrader even when another notebook defines its piece (the CLI grades the folder).
 """
 import json
 import os

@@ -1,0 +1,176 @@
+"""``nbgrader autograde`` without the student's kernel: the course's replacement for nbgrader's Execute step.
+
+nbgrader's autograde pipeline normally runs each notebook top to bottom in a
+Jupyter kernel and scores each test cell from its outputs. Student code in that
+kernel runs next to whatever the test cells import, so it could read the hidden
+checks or the quiz key and rewrite what the test cells report. This course's
+``nbgrader_config.py`` replaces the ``Execute`` step (``autograde_preprocessors()``)
+with ``GradeInSandbox``, and no kernel is ever started:
+
+1. for the first notebook of a submission, the submitted folder
+   (``gradebook/submitted/<student>/<assignment>/``, what the student handed in) is
+   graded ONCE, exactly as ``python -m autograder grade FOLDER`` does: one
+   ``SandboxStudent`` over the folder (all notebooks in one boxed worker session,
+   ``autograder/sandbox.py``), every check, public and hidden, judged in this
+   (nbgrader's) process. The results are kept by (folder, sha256 of its files),
+   so the submission's other notebooks reuse them;
+2. every test cell (``grade`` and not ``solution``; its source is the instructor's,
+   restored by nbgrader's sanitize step) gets its check's result as outputs:
+   the line ``pass  <check>  2 / 2``, and for a failed check ``FAIL  <check>  0 / 2
+   <message>`` plus an error output ``CheckFailed: <check>: <message>`` (no
+   traceback). nbgrader's own ``SaveAutoGrades`` then scores an error output 0 and
+   anything else full points, so the gradebook holds the CLI's points;
+3. other code cells are not executed. Their outputs are left as nbgrader's
+   sanitize step leaves them: cleared (``ClearOutput``). What a student typed
+   into a notebook's outputs is not evidence of anything and could imitate a
+   grader line or carry HTML into the feedback; the feedback shows only what
+   the grader computed.
+
+A test cell that names no check of this grader, and every check when the
+sandbox itself cannot run, gets an error output saying so (score 0, fail
+closed). ``GradeInSandbox.probe_timeout`` (``--GradeInSandbox.probe_timeout=30``;
+else the course setting: ``BNLAB_PROBE_TIMEOUT``, else 30 s) bounds one probe and
+``GradeInSandbox.time_limit`` the whole submission (``BNLAB_TIME_LIMIT``, else 600 s).
+"""
+import collections
+import os
+import re
+import time
+
+from nbformat.v4 import new_output
+from nbgrader import utils
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Float
+
+from .. import course
+
+CHECK_CALL = re.compile(r"check(?:_hidden)?\('([^']+)'\)")   # the generated test cells (autograder/release.py)
+COULD_NOT_START = "the grader could not start"
+CACHE_SIZE = 4                  # submissions whose results are kept (nbgrader grades one at a time)
+
+
+# ---- what a test cell shows -----------------------------------------------------------
+
+def check_of(cell):
+    """The check id a test cell calls, or None when it calls none or several."""
+    ids = CHECK_CALL.findall(cell.get("source", ""))
+    return ids[0] if len(ids) == 1 else None
+
+
+def is_test_cell(cell):
+    return cell.get("cell_type") == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
+
+
+def check_line(check_id, passed, score, max_score, message=""):
+    """``pass  batch_norm.returns_triple  1 / 1``, the message after two spaces; as ``check()`` prints it."""
+    line = f"{'pass' if passed else 'FAIL'}  {check_id}  {score:g} / {max_score:g}"
+    return line + (f"  {message}" if message else "")
+
+
+def test_cell_outputs(check_id, passed, score, max_score, message=""):
+    """The outputs nbgrader scores: a stdout line, and for a failure an error output (score 0)."""
+    outputs = [new_output("stream", name="stdout", text=check_line(check_id, passed, score, max_score, message) + "\n")]
+    if not passed:
+        text = f"{check_id}: {message}"
+        lines = text.splitlines() or [text]
+        outputs.append(new_output("error", ename="CheckFailed", evalue=text,
+                                  traceback=[f"CheckFailed: {lines[0]}"] + lines[1:]))
+    return outputs
+
+
+def failed_outputs(message, check_id="this test cell"):
+    return [new_output("error", ename="CheckFailed", evalue=f"{check_id}: {message}",
+                       traceback=[f"CheckFailed: {check_id}: {message}"])]
+
+
+# ---- grading a submitted folder once ----------------------------------------------------
+
+_GRADED = collections.OrderedDict()   # (folder, tree hash, probe timeout, time limit) -> {check id: Result}
+
+
+def grade_folder(folder, probe_timeout=None, time_limit=None):
+    """{check id: runner.Result} for every check on ``folder``: ``runner.grade_submission``, as
+    ``python -m autograder grade FOLDER`` (sandboxed; the training checks in a second worker).
+
+    Never raises for a submission's sake; when the sandbox itself cannot start (or refuses: no
+    private file system), every check fails with a message for the instructor."""
+    from ..core import runner
+    try:
+        graded_ = runner.grade_submission(folder, include_hidden=True, probe_timeout=probe_timeout,
+                                          time_limit=time_limit)
+    except Exception as exc:  # the grader's own failure: zero, and say so
+        reason = f"{COULD_NOT_START} ({type(exc).__name__}: {exc}); please tell your instructor"
+        return {c.id: runner.Result(c.id, c.piece, c.title, 0.0, c.points, c.hidden, False, reason, 0.0)
+                for c in runner.selected_checks(include_hidden=True)}
+    return {r.id: r for r in graded_.results}
+
+
+def graded(folder, probe_timeout=None, time_limit=None, log=None):
+    """``grade_folder``, once per folder content: later calls for the same files reuse the results."""
+    from .batch import tree_hash
+    folder = os.path.realpath(folder)
+    key = (folder, tree_hash(folder), probe_timeout, time_limit)
+    if key not in _GRADED:
+        start = time.monotonic()
+        _GRADED[key] = grade_folder(folder, probe_timeout, time_limit)
+        while len(_GRADED) > CACHE_SIZE:
+            _GRADED.popitem(last=False)
+        if log is not None:
+            results = _GRADED[key].values()
+            broken = {r.message for r in results if r.message.startswith(COULD_NOT_START)}
+            for message in broken:
+                log.error("%s: %s", folder, message)
+            log.info("Graded %s in the sandbox: %g / %g points in %.1f s", folder,
+                     sum(r.score for r in results), sum(r.max_score for r in results), time.monotonic() - start)
+    return _GRADED[key]
+
+
+# ---- the nbgrader step ------------------------------------------------------------------
+
+class GradeInSandbox(NbGraderPreprocessor):
+    """Writes each test cell's outputs from the CLI's grading of the submitted folder; runs no kernel."""
+
+    probe_timeout = Float(None, allow_none=True, help="seconds one probe may take (default: the course "
+                          "setting, $BNLAB_PROBE_TIMEOUT else 30)").tag(config=True)
+    time_limit = Float(None, allow_none=True, help="seconds for one whole submission (default: the course "
+                       "setting, $BNLAB_TIME_LIMIT else 600)").tag(config=True)
+
+    def submitted_folder(self, student, assignment):
+        """The folder the student handed in: nbgrader's CourseDirectory, through the exporter running this step."""
+        coursedir = getattr(getattr(self.parent, "parent", None), "coursedir", None)
+        if coursedir is None:
+            raise RuntimeError("GradeInSandbox runs inside `nbgrader autograde` only (no course directory here)")
+        return coursedir.format_path(coursedir.submitted_directory, student, assignment)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        folder = self.submitted_folder(info["student"], info["assignment"])
+        self.results = graded(folder, course.setting("probe_timeout", self.probe_timeout),
+                              course.setting("time_limit", self.time_limit), log=self.log)
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type != "code":
+            return cell, resources
+        cell.execution_count = None
+        cell.outputs = []
+        if is_test_cell(cell):
+            check_id = check_of(cell)
+            result = self.results.get(check_id)
+            if result is None:
+                cell.outputs = failed_outputs("this test cell calls no check of this grader; "
+                                              "please tell your instructor", check_id or "this test cell")
+            else:
+                cell.outputs = test_cell_outputs(result.id, result.passed, result.score, result.max_score,
+                                                 result.message)
+        return cell, resources
+
+
+def autograde_preprocessors():
+    """nbgrader's own autograde pipeline with its ``Execute`` step replaced by ``GradeInSandbox``."""
+    from nbgrader.converters import Autograde
+    steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
+    if Execute not in steps:
+        raise RuntimeError("this nbgrader's autograde pipeline has no Execute step to replace; "
+                           "autograder/nbgrader_autograde.py needs updating")
+    return [GradeInSandbox if step is Execute else step for step in steps]
