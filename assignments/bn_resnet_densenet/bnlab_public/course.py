@@ -51,6 +51,10 @@ RUNS_ON = {"training": ("BatchNorm",)}
 MAY_RUN = {"BatchNorm": ("batch_norm",)}
 SUSPECT_TIMEOUT_S = 5.0
 
+# Pieces graded in a worker of their own, beside the others (``runner.grade_submission`` with
+# ``side_worker``): the training run is most of the checks' time, and the other checks leave a core free.
+OWN_WORKER_PIECES = ("training",)
+
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
@@ -75,8 +79,15 @@ SETTINGS = {
                     "where Fashion-MNIST's files are looked for (torchvision's FashionMNIST/raw layout)"),
     "download": Setting("BNLAB_DOWNLOAD", False, bool,
                         "1 lets grading download Fashion-MNIST; otherwise the offline synthetic set is used"),
+    "side_worker": Setting("BNLAB_SIDE_WORKER", True, bool,
+                           "grade the training checks in a second worker, beside the others (one submission: "
+                           "faster on two or more cores; grade-batch turns it off, its pool already fills the cores)"),
     "unsandboxed": Setting("BNLAB_UNSANDBOXED", False, bool,
                            "grade even where the sandbox's private file system cannot be built (trusted code only)"),
+    "hidden_feedback": Setting("BNLAB_HIDDEN_FEEDBACK", "score", str,
+                               "what a student sees of a hidden check in every door (nbgrader feedback, Gradescope, "
+                               "the GitHub Actions summary): score (name, pass/fail, points) or message (also its "
+                               "message, which names the input that broke the code)", ("score", "message")),
     "debug": Setting("BNLAB_DEBUG", False, bool,
                      "1 prints the grader's own tracebacks (a check the grader could not finish)"),
     "gradescope_root": Setting("BNLAB_AUTOGRADER_ROOT", "/autograder", str,

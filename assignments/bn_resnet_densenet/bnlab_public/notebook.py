@@ -6,35 +6,25 @@ The autograder test cells of the lesson notebooks call it::
     from bnlab_public.notebook import check       # the public copy shipped to students
     check("batch_norm.returns_triple")
 
-Two ways to reach the student's code, chosen by the environment:
+The checks probe the names the kernel has defined (the calling cell's globals;
+nothing is reloaded), in this process: a student running the cell, ``nbgrader
+validate``, pytest. ``nbgrader autograde`` never runs these cells: the course's
+``nbgrader_config.py`` replaces nbgrader's kernel step with ``GradeInSandbox``
+(``autograder/instructor/nbgrader_autograde.py``, the CLI's sandboxed grading of the whole
+submitted folder).
 
-- interactive (a student running the cell, ``nbgrader validate``, pytest): the
-  checks probe the names the kernel has defined (the calling cell's globals;
-  nothing is reloaded), in this process;
-- ``nbgrader autograde`` with the course's ``nbgrader_config.py``
-  (``NBGRADER_EXECUTION=autograde`` and ``BNLAB_AUTOGRADE=sandbox``): the checks
-  probe a ``SandboxStudent`` over the notebook FILE the cell belongs to (nbgrader
-  saves it next to the kernel's cwd before running it), exactly as
-  ``python -m autograder grade`` does. One worker per notebook, kept across the
-  notebook's test cells. So the judging never runs inside the student's kernel,
-  an infinite loop costs one probe timeout (``BNLAB_PROBE_TIMEOUT``, the CLI's
-  ``--probe-timeout``) and zero for the checks it hits only, and nothing the
-  student's code prints reaches the test cell.
-
-Either way one line per check goes to stdout ("pass/FAIL id points / max
+One line per check goes to stdout ("pass/FAIL id points / max
 message") and a failure raises ``CheckFailed`` (an ``AssertionError``), so nbgrader
 scores the cell zero. Its traceback, as IPython shows it, is the messages only:
 no grader frames and no line of the cell (hidden test cells' source must not
 reach the feedback). Nothing goes to stderr (nbgrader zeroes a cell that writes
 there); the kernel's random state and PyTorch's determinism setting are restored.
 
-``NOTEBOOK_OF_PIECE`` (from ``course.py``) says which lesson notebook holds each
-piece's test cells; the autograde path uses it.
+``NOTEBOOK_OF_PIECE`` (from ``course.py``) says which lesson notebook holds each piece's
+test cells.
 """
-import atexit
 import contextlib
 import importlib.util
-import os
 import sys
 import warnings
 
@@ -46,7 +36,6 @@ from .core.student import InProcessStudent
 from .student_side.session import Session
 
 NOTEBOOK_OF_PIECE = course.NOTEBOOK_OF_PIECE
-AUTOGRADE_ENV = "BNLAB_AUTOGRADE"          # "sandbox": set by the course's nbgrader_config.py
 
 
 class CheckFailed(AssertionError):
@@ -78,17 +67,6 @@ def has_hidden():
     return importlib.util.find_spec(f"{__package__}.hidden") is not None
 
 
-def autograding_in_sandbox():
-    return os.environ.get("NBGRADER_EXECUTION") == "autograde" and os.environ.get(AUTOGRADE_ENV) == "sandbox"
-
-
-def probe_timeout():
-    try:
-        return course.setting("probe_timeout")
-    except course.SettingError:
-        return course.SETTINGS["probe_timeout"].default
-
-
 @contextlib.contextmanager
 def quiet_and_restored():
     """No warnings, stderr folded into stdout, RNG and determinism settings put back."""
@@ -103,73 +81,13 @@ def quiet_and_restored():
             torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
-# ---- autograde: one sandboxed worker per notebook file ----------------------------
-
-_STUDENTS = {}  # absolute notebook path -> SandboxStudent
-
-
-def sandbox_student(path):
-    student = _STUDENTS.get(path)
-    if student is None:
-        from .core.student import SandboxStudent
-        student = _STUDENTS[path] = SandboxStudent(path, probe_timeout=probe_timeout())
-    return student
-
-
-@atexit.register
-def close_students():
-    while _STUDENTS:
-        _, student = _STUDENTS.popitem()
-        with contextlib.suppress(Exception):
-            student.close()
-
-
-def failed(checks, message):
-    return [runner.Result(c.id, c.piece, c.title, 0.0, c.points, c.hidden, False, message, 0.0) for c in checks]
-
-
-def grade_file(path, checks):
-    """Results of ``checks`` on the notebook file ``path`` (a sandboxed worker, as the CLI).
-
-    Fails closed without a traceback: a missing file, a sandbox that cannot start,
-    or nbgrader's cell timeout interrupting the kernel (KeyboardInterrupt; the
-    worker is then mid-answer, so it is closed and the next cell starts a fresh one)."""
-    if not os.path.exists(path):
-        return failed(checks, f"{os.path.basename(path)} was not found beside this notebook "
-                              f"(its checks grade that file)")
-    try:
-        results, _ = runner.grade(sandbox_student(path), checks)
-        return results
-    except KeyboardInterrupt:
-        forget(path)
-        return failed(checks, "interrupted: this test cell ran past nbgrader's cell timeout "
-                              "(Execute.timeout in nbgrader_config.py)")
-    except Exception as exc:  # the sandbox itself failed: zero, and say so
-        forget(path)
-        return failed(checks, f"the grader could not run this check ({type(exc).__name__}: {exc}); "
-                              f"please tell your instructor")
-
-
-def forget(path):
-    student = _STUDENTS.pop(path, None)
-    if student is not None:
-        with contextlib.suppress(Exception):
-            student.close()
-
-
 def grade_names(names, ids):
     """Results of the checks ``ids`` (in that order) on ``names``; unknown ids are reported, not run."""
     with quiet_and_restored():
         known = {c.id: c for c in runner.selected_checks(has_hidden())}
         unknown = [i for i in ids if i not in known]
         chosen = [known[i] for i in ids if i in known]
-        if autograding_in_sandbox():
-            results = []
-            for c in chosen:
-                path = os.path.join(os.getcwd(), NOTEBOOK_OF_PIECE[c.piece])
-                results += grade_file(path, [c])
-        else:
-            results, _ = runner.grade(NamespaceStudent(names), chosen)
+        results, _ = runner.grade(NamespaceStudent(names), chosen)
     return results, unknown
 
 

@@ -5,11 +5,35 @@ import os
 import tempfile
 import xml.etree.ElementTree as ET
 
+from .. import course
+
 MAX_MESSAGE = 2000
+HIDDEN_NOTE = "hidden check: only its score is shown"
 MAX_OUTPUT = 32 * 1024
 OUTPUT_MODE = 0o600   # every report file: owner-only (docs/class-scale.md, "Output files")
 GROUP_AT_LEAST = 3   # failed checks of a piece with one reason that share a table line
 MAX_FINDINGS = 50
+
+
+def hidden_feedback(flag=None):
+    """"score" or "message": what a student sees of a hidden check, the same in every door
+    (``course.setting("hidden_feedback")``: the flag, else $BNLAB_HIDDEN_FEEDBACK, else "score").
+    Instructors' own reports (the CLI's table and --results, grade-batch, nbgrader-verify) show everything."""
+    return course.setting("hidden_feedback", flag)
+
+
+def hidden_view(report, setting=None):
+    """A copy of a results.json dict as a student may see it: with "score" (default: ``hidden_feedback()``),
+    each hidden test's output is its title, plus HIDDEN_NOTE if it failed."""
+    if hidden_feedback(setting) == "message":
+        return report
+    tests = []
+    for t in report.get("tests", []):
+        if t.get("visibility", "visible") != "visible":
+            title = t.get("output", "").split("\n", 1)[0]
+            t = dict(t, output=title + ("" if t.get("status") == "passed" else "\n" + HIDDEN_NOTE))
+        tests.append(t)
+    return dict(report, tests=tests)
 
 
 def clip(text, limit):

@@ -6,6 +6,7 @@
 on the student's code (a sandboxed worker, or in-process for trusted runs),
 select the checks, run them in canonical order, close the handle.
 """
+import concurrent.futures
 import contextlib
 import dataclasses
 import importlib
@@ -179,19 +180,44 @@ def open_student(path, sandboxed=True, probe_timeout=None, device=None, unsandbo
         student.close()
 
 
+def wants_own_worker(only):
+    """Whether a selection (``only``: ids or pieces, None for all) may hold a piece of OWN_WORKER_PIECES."""
+    return only is None or any(o.split(".")[0] in course.OWN_WORKER_PIECES for o in only)
+
+
 def grade_submission(path, include_hidden=True, only=None, sandboxed=True, probe_timeout=None,
-                     time_limit=None, device=None, unsandboxed=None, started=None):
+                     time_limit=None, device=None, unsandboxed=None, started=None, side_worker=None):
     """Grade the submission at ``path`` (a notebook, a folder of notebooks or a .py file) with the
-    public (and hidden) checks, or those named in ``only`` (ids or pieces). Settings left None are
-    resolved by ``course.setting``; the time limit counts from ``started`` (``time.monotonic()``,
-    default now), starting the worker and loading included. Raises MissingHidden, course.SettingError, sandbox.NoSandbox (no private
-    file system here, and ``unsandboxed`` not set: no student code ran); never for the student's code."""
+    public (and hidden) checks, or those named in ``only`` (ids or pieces).
+
+    Settings left None are resolved by ``course.setting``; the time limit counts from ``started``
+    (``time.monotonic()``, default now), starting the worker and loading included. With ``side_worker``
+    (sandboxed only), the pieces in ``course.OWN_WORKER_PIECES`` (the training run) are graded by a
+    second worker in a thread, started at once beside the first: the same checks, the same results,
+    in canonical order. Raises MissingHidden, course.SettingError, sandbox.NoSandbox (no private file
+    system here, and ``unsandboxed`` not set: no student code ran); never for the student's code."""
     limit = course.setting("time_limit", time_limit)
     started = time.monotonic() if started is None else started
-    with open_student(path, sandboxed, probe_timeout, device, unsandboxed) as student:
-        checks = selected_checks(include_hidden, only)   # imports torch while the worker starts
-        results, context = grade(student, checks, time_limit=limit, started=started)
-    return Graded(results, context, student.output())
+    beside = sandboxed and course.setting("side_worker", side_worker) and wants_own_worker(only)
+    with contextlib.ExitStack() as stack:
+        student = stack.enter_context(open_student(path, sandboxed, probe_timeout, device, unsandboxed))
+        side = stack.enter_context(open_student(path, sandboxed, probe_timeout, device, unsandboxed)) \
+            if beside else None
+        checks = selected_checks(include_hidden, only)   # imports torch while the workers start
+        apart = [c for c in checks if c.piece in course.OWN_WORKER_PIECES] if side else []
+        if not apart:
+            results, context = grade(student, checks, time_limit=limit, started=started)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bnlab-side") as pool:
+                future = pool.submit(grade, side, apart, limit, started)
+                results, context = grade(student, [c for c in checks if c not in apart], limit, started)
+                results += future.result()[0]
+            order = {c.id: i for i, c in enumerate(checks)}
+            results.sort(key=lambda r: order[r.id])
+    output = student.output()
+    if side is not None and side.printed().strip() and side.printed() != student.printed():
+        output += "\n--- printed by the worker that ran the training checks ---\n" + side.printed()
+    return Graded(results, context, output)
 
 
 def tamper_summary(findings):

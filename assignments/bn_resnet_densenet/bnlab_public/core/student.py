@@ -11,7 +11,6 @@ import dataclasses
 import os
 import select
 import subprocess
-import threading
 import time
 
 # torch (and wire, which needs it) are imported where used, so that the CLI can
@@ -22,8 +21,6 @@ from .. import course
 
 PROBE_TIMEOUT_S = course.SETTINGS["probe_timeout"].default
 LOAD_TIMEOUT_S = course.SETTINGS["load_timeout"].default
-OUTPUT_HEAD = 12 * 1024    # per worker: what a submission printed first ...
-OUTPUT_TAIL = 4 * 1024     # ... and last (where a crash shows)
 OUTPUT_CAP = 24 * 1024     # all workers together (the report allows 32 KiB)
 
 
@@ -162,6 +159,9 @@ class Student:
     def inventory(self):
         return self.probe("inventory", expected=list(course.EXPECTED_NAMES))
 
+    def printed(self):
+        return ""
+
     def output(self):
         return ""
 
@@ -179,35 +179,6 @@ class InProcessStudent(Student):
         from ..student_side import wire
         response = self.session.handle(wire.decode(wire.encode(request)[8:]))
         return wire.decode(wire.encode(response)[8:])
-
-
-class CappedReader(threading.Thread):
-    """Drains a pipe; keeps its first ``head`` and last ``tail`` bytes and counts the rest."""
-
-    def __init__(self, stream, head=OUTPUT_HEAD, tail=OUTPUT_TAIL):
-        super().__init__(daemon=True)
-        self.stream, self.head, self.tail = stream, head, tail
-        self.first, self.last, self.total = bytearray(), bytearray(), 0
-        self.start()
-
-    def run(self):
-        while True:
-            chunk = self.stream.read(65536)
-            if not chunk:
-                break
-            self.total += len(chunk)
-            room = self.head - len(self.first)
-            if room > 0:
-                self.first += chunk[:room]
-                chunk = chunk[room:]
-            self.last = (self.last + chunk)[-self.tail:] if self.tail else bytearray()
-
-    def text(self):
-        first = self.first.decode("utf-8", "replace")
-        if self.total <= len(self.first) + len(self.last):
-            return first + self.last.decode("utf-8", "replace")
-        return (first + f"\n... [output truncated: {self.total} bytes in all; the first {len(self.first)} "
-                f"and the last {len(self.last)} are kept] ...\n" + self.last.decode("utf-8", "replace"))
 
 
 MAX_ELEMENTS = 1 << 26    # largest tensor (elements) it will accept (the wire's REPLY budget is smaller)
@@ -275,6 +246,7 @@ class SandboxStudent(Student):
                 os.close(fd)
         self.req = os.fdopen(req_w, "wb", buffering=0)
         self.resp = os.fdopen(resp_r, "rb", buffering=0)
+        from ..sandbox import CappedReader
         self.reader = CappedReader(os.fdopen(out_r, "rb", buffering=0))
         self.loaded = False
 
@@ -384,13 +356,17 @@ class SandboxStudent(Student):
         self.outputs.append(self.reader.text())
         self.proc = None
 
-    def output(self):
-        """What the submission printed (capped), after one line saying how it was boxed."""
+    def printed(self):
+        """What the submission printed (capped), across this handle's workers."""
         text = "".join(self.outputs)
         if len(text) > OUTPUT_CAP:
             text = text[: OUTPUT_CAP - 2048] + f"\n... [{len(text) - OUTPUT_CAP + 2048} characters cut] ...\n" \
                 + text[-2048:]
-        return self.sandbox.summary() + "\n" + text
+        return text
+
+    def output(self):
+        """What the submission printed (capped), after one line saying how it was boxed."""
+        return self.sandbox.summary() + "\n" + self.printed()
 
     def close(self):
         self._stop(linger=2.0)

@@ -47,5 +47,5 @@ Layers, outermost first:
    process group as a last resort.
 """
 from .bootstrap import DEVICES, SYSTEM_DIRS  # noqa: F401
-from .launcher import (CPU_SECONDS, FILE_BYTES, GIB, MEMORY_BYTES, NO_NAMESPACES, OPEN_FILES,  # noqa: F401
+from .launcher import (CappedReader, CPU_SECONDS, FILE_BYTES, GIB, MEMORY_BYTES, NO_NAMESPACES, OPEN_FILES,  # noqa: F401
                        PROCESSES, UID_BASE, UID_COUNT, UNSANDBOXED, Limits, NoSandbox, Sandbox, python_trees)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from .. import course
@@ -144,6 +145,39 @@ def read_until_eof(fd, timeout):
     finally:
         os.close(fd)
     return data
+
+
+OUTPUT_HEAD = 12 * 1024    # per worker: what a submission printed first ...
+OUTPUT_TAIL = 4 * 1024     # ... and last (where a crash shows)
+
+
+class CappedReader(threading.Thread):
+    """Drains a pipe; keeps its first ``head`` and last ``tail`` bytes and counts the rest."""
+
+    def __init__(self, stream, head=OUTPUT_HEAD, tail=OUTPUT_TAIL):
+        super().__init__(daemon=True)
+        self.stream, self.head, self.tail = stream, head, tail
+        self.first, self.last, self.total = bytearray(), bytearray(), 0
+        self.start()
+
+    def run(self):
+        while True:
+            chunk = self.stream.read(65536)
+            if not chunk:
+                break
+            self.total += len(chunk)
+            room = self.head - len(self.first)
+            if room > 0:
+                self.first += chunk[:room]
+                chunk = chunk[room:]
+            self.last = (self.last + chunk)[-self.tail:] if self.tail else bytearray()
+
+    def text(self):
+        first = self.first.decode("utf-8", "replace")
+        if self.total <= len(self.first) + len(self.last):
+            return first + self.last.decode("utf-8", "replace")
+        return (first + f"\n... [output truncated: {self.total} bytes in all; the first {len(self.first)} "
+                f"and the last {len(self.last)} are kept] ...\n" + self.last.decode("utf-8", "replace"))
 
 
 class Sandbox:
