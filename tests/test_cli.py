@@ -99,3 +99,31 @@ def test_default_limits_are_stated_in_the_help():
     from autograder.core import student
     proc = run_cli("grade", "--help")
     assert f"default {student.PROBE_TIMEOUT_S:g}" in proc.stdout and "600" in proc.stdout
+
+
+def test_student_view_hides_hidden_messages_in_every_report(tmp_path, monkeypatch):
+    """grade --student-view (the GitHub Classroom template's reports): hidden checks as the course setting says."""
+    stub = os.path.join(SUBMISSIONS, "stub.py")
+    only = ["batch_norm.returns_triple", "batch_norm.train_stats_2d"]     # one public, one hidden
+    for setting, shown in (("score", False), ("message", True)):
+        env = dict(os.environ, BNLAB_HIDDEN_FEEDBACK=setting)
+        proc = subprocess.run([sys.executable, "-m", "autograder", "grade", stub, "--student-view", "--only", *only,
+                               "--results", str(tmp_path / "r.json"), "--junit", str(tmp_path / "j.xml")],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr
+        tests = {t["name"]: t for t in json.loads((tmp_path / "r.json").read_text())["tests"]}
+        junit = (tmp_path / "j.xml").read_text()
+        assert "not implemented yet" in tests["batch_norm.returns_triple"]["output"]   # public: always shown
+        hidden = tests["batch_norm.train_stats_2d"]["output"]
+        assert ("not implemented yet" in hidden) == shown, (setting, hidden)
+        assert ("hidden check: only its score is shown" in hidden) == (not shown)
+        assert junit.count("not implemented yet") == (2 if shown else 1), junit
+
+
+def test_every_command_is_one_cli():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for command in ("grade", "rubric", "grade-batch", "collect", "gradescope-zip", "gradescope-run", "gradescope-fail",
+                    "actions-summary", "nbgrader-verify", "build-release"):
+        assert command in proc.stdout, command
+        assert run_cli(command, "--help").returncode == 0, command

@@ -224,7 +224,7 @@ class SandboxStudent(Student):
         from ..sandbox import Sandbox
         self.path = os.path.abspath(path)
         self.probe_timeout = probe_timeout
-        self.load_timeout = max(probe_timeout, LOAD_TIMEOUT_S) if load_timeout is None else load_timeout
+        self.load_timeout = max(probe_timeout, course.setting("load_timeout")) if load_timeout is None else load_timeout
         self.sandbox = Sandbox(self.path, limits=limits, isolate=isolate, require_jail=require_jail)
         self.proc = None
         self.load_failure = None

@@ -29,6 +29,10 @@ def add_arguments(parser, command):
     parser.add_argument("--time-limit", type=float,
                         help=f"{s['time_limit'].help} (default {s['time_limit'].default:g}, ${s['time_limit'].env})")
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
+    parser.add_argument("--student-view", action="store_true",
+                        help=f"write the table and reports as a student may see them: hidden checks per "
+                             f"${s['hidden_feedback'].env} (default {s['hidden_feedback'].default}); without it they are "
+                             f"the instructor's and show everything")
     parser.add_argument("--unsandboxed", action="store_true",
                         help=f"{s['unsandboxed'].help} (${s['unsandboxed'].env}=1)")
     parser.add_argument("--device", choices=s["device"].choices,
@@ -59,14 +63,15 @@ def run(args):
     except NoSandbox as exc:
         return refuse_without_sandbox(args, exc)
     tampering = graded.context.get("tampering")
+    results = report.student_view(graded.results) if args.student_view else graded.results
     if not args.quiet:
-        print(report.table(graded.results))
+        print(report.table(results))
         if tampering:
             print("FLAGGED: " + "; ".join(str(f) for f in tampering[:8]))
     if args.results:
-        report.write_json(args.results, report.gradescope(graded.results, graded.output, tampering=tampering))
+        report.write_json(args.results, report.gradescope(results, graded.output, tampering=tampering))
     if args.junit:
-        report.write_text(args.junit, report.junit(graded.results))
+        report.write_text(args.junit, report.junit(results))
     return 0
 
 
