@@ -368,7 +368,7 @@ def test_sleep_under_timeout(graded):
 
 
 def test_never_returns(graded):
-    from autograder import runner, student
+    from autograder.core import runner, student
     g = graded["never_returns"]
     _, tests = g.check()
     assert g.seconds < 120, f"{g.seconds:.0f} s at the default limits"

@@ -32,7 +32,7 @@ JUDGE = r'''
 import json, os, resource, sys, time
 resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))
 sys.path.insert(0, ROOT)
-from autograder import report, runner
+from autograder.core import report, runner
 from autograder.core.student import SandboxStudent
 paths, only, probe_timeout = json.loads(sys.argv[1])
 checks = runner.selected_checks(True, only)

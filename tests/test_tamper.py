@@ -10,7 +10,8 @@ import pkgutil
 
 import pytest
 
-from autograder import batch, insight, report, runner, tamper
+from autograder.core import report, runner, tamper
+from autograder.instructor import batch, class_summary as insight
 from autograder.core.student import InProcessStudent, observation_kinds
 from conftest import REFERENCE, ROOT
 
@@ -96,6 +97,15 @@ def test_no_honest_submission_is_flagged(tmp_path):
     ("import torch as t\nlib = t.library", "operator registration"),
     ("import operator, sys\nm = operator.attrgetter('modules')(sys)", "through `attrgetter`"),
     ("import sys\nm = object.__getattribute__(sys, 'modules')", "through `__getattribute__`"),
+    # routes found by breaking the grader (branch break): an alias of an imported module, getattr as a value,
+    # computed names through attrgetter / __getattribute__ / getmembers, sys.modules through another module
+    ("import torch\nm = torch\nC = getattr(m, '_' + 'C')", "computed attribute name on `m`"),
+    ("from torch.nn import functional as F\nf: object = F\nbn = getattr(f, 'batch_' + 'norm')", "computed attribute"),
+    ("import torch, functools\nC = functools.reduce(getattr, ['_' + 'C'], torch)", "passes `getattr` around"),
+    ("import torch, operator\nC = operator.attrgetter('_' + 'C')(torch)", "`attrgetter` with a computed"),
+    ("import torch\nC = object.__getattribute__(torch, '_' + 'C')", "`__getattribute__` with a computed"),
+    ("import torch, inspect\nC = dict(inspect.getmembers(torch))['_' + 'C']", "every member"),
+    ("import torch\nm = torch.nn.modules.module.sys.modules", "sys.modules"),
 ])
 def test_each_kind_is_flagged(source, needle):
     found = flags(source)
@@ -121,6 +131,9 @@ def test_each_kind_is_flagged(source, needle):
     "import torch\ny = torch.stack([torch.ones(2)])\nz = torch.cat([y, y])",
     "import traceback\ntry:\n    pass\nexcept Exception:\n    traceback.print_exc()",
     "from bnlab_public.notebook import check\ncheck('batch_norm.returns_triple')",   # the test cells' idiom
+    "import torch\nfrom torch import nn\nact = nn.ReLU\nF = torch.nn.functional\ny = F.relu(torch.ones(1))\n"
+    "layer = act()\nname = 'weight'\nw = getattr(layer, name, None)",   # aliases, getattr on an instance
+    "import operator\nkey = operator.attrgetter('score')\nnames = sorted([], key=key)",
 ])
 def test_honest_idioms_are_not_flagged(source):
     assert flags(source) == []
@@ -142,7 +155,7 @@ def test_notebook_findings_name_the_cell_and_line(tmp_path):
     path = tmp_path / "01_batch_norm.ipynb"
     path.write_text(json.dumps(nb))
     found = tamper.scan(str(path))
-    assert found and found[0].where == "01_batch_norm.ipynb, code cell 2, line 3"
+    assert found and found[0].where == "01_batch_norm.ipynb, cell starting `x = 1`, line 3"
 
 
 # ---- which checks are observation-based: decided from the probe requests -----------------------------------

@@ -205,6 +205,27 @@ class Scanner(ast.NodeVisitor):
             self.bound[alias.asname or alias.name] = f"{module}.{alias.name}" if module else alias.name
         self.generic_visit(node)
 
+    # ---- aliases: `m = torch`, `f = torch.nn.functional` stand for the module as an import would
+    def alias(self, targets, value):
+        if isinstance(value, (ast.Name, ast.Attribute)) and root_name(value) in self.bound:
+            real = self.resolve(value)
+            for target in targets:
+                if isinstance(target, ast.Name) and real:
+                    self.bound[target.id] = real
+
+    def visit_Assign(self, node):
+        self.generic_visit(node)
+        self.alias(node.targets, node.value)
+
+    def visit_AnnAssign(self, node):
+        self.generic_visit(node)
+        if node.value is not None:
+            self.alias([node.target], node.value)
+
+    def visit_NamedExpr(self, node):
+        self.generic_visit(node)
+        self.alias([node.target], node.value)
+
     # ---- names and attributes
     def resolve(self, node):
         """The module path an expression stands for: `sys`, `s.modules` with `import sys as s`,
@@ -224,6 +245,8 @@ class Scanner(ast.NodeVisitor):
         self.name_use(node, node.id)
         if node.id in BUILTIN_CODE_CALLS and id(node) not in self.called:
             self.flag(node, f"passes `{node.id}` around instead of calling it (code chosen at run time)")
+        if node.id in ATTRIBUTE_CALLS - {"hasattr"} and id(node) not in self.called and isinstance(node.ctx, ast.Load):
+            self.flag(node, f"passes `{node.id}` around instead of calling it (attributes chosen at run time)")
         if node.id == "builtins" and isinstance(node.ctx, ast.Store):
             self.flag(node, "rebinds `builtins`")
 
@@ -234,6 +257,9 @@ class Scanner(ast.NodeVisitor):
         real = self.resolve(node.value)
         if real is not None and node.attr in OWNED_ATTRS.get(real.split(".")[0], ()):
             self.flag(node, f"uses `{real}.{node.attr}` (interpreter internals: modules, frames, tracing)")
+        if real is not None and isinstance(node.value, ast.Attribute) and node.value.attr in OWNED_ATTRS and \
+                node.attr in OWNED_ATTRS[node.value.attr]:
+            self.flag(node, f"uses `{node.value.attr}.{node.attr}` reached through `{real}` (interpreter internals)")
         if real is not None and f"{real}.{node.attr}" in FORBIDDEN_MODULES:
             self.flag(node, f"uses {FORBIDDEN_MODULES[real + '.' + node.attr]}")
         if node.attr == "__dict__" and root_name(node) in self.bound:
@@ -305,8 +331,15 @@ class Scanner(ast.NodeVisitor):
                 isinstance(a, ast.Constant) and isinstance(a.value, str) and
                 (set(a.value.split(".")) & FRAME_ATTRS or a.value in GRADER_NAMES) for a in args):
             self.flag(node, f"reaches interpreter internals through `{name}`")
+        elif name in ("attrgetter", "methodcaller", "__getattribute__") and args and not all(
+                isinstance(a, ast.Constant) and isinstance(a.value, str)
+                for a in (args[1:] if name == "__getattribute__" and len(args) > 1 else args[:1] if
+                          name == "methodcaller" else args)):
+            self.flag(node, f"calls `{name}` with a computed attribute name (attributes chosen at run time)")
         if name == "vars" and isinstance(node.func, ast.Name) and args and root_name(args[0]) in self.bound:
             self.flag(node, f"reads `vars()` of the imported `{dotted(args[0])}`")
+        if name == "getmembers" and args and root_name(args[0]) in self.bound:
+            self.flag(node, f"reads every member of the imported `{dotted(args[0])}` (attributes chosen at run time)")
         self.generic_visit(node)
 
 
