@@ -47,6 +47,8 @@ def catalogue():
         "watch_disabled": ("bottom", [f"{BN}.from_scratch", "BatchNorm.from_scratch", f"{BN}.train_stats_2d", "quiz"],
                            ()),
         "trace_rewritten": ("bottom", ["Residual", "quiz"], ()),
+        "watch_disabled_alias": ("bottom", [f"{BN}.from_scratch", "BatchNorm.from_scratch", f"{BN}.train_stats_2d",
+                                            "quiz"], ()),
         "syntax_error": ("alone", [BN, TB], ()),
         "missing_import": ("top", [BN, TB], ()),
         "exception_at_import": ("top", [BN, TB], ()),
@@ -342,6 +344,17 @@ def test_watch_patched(graded):
 
 def test_watch_disabled(graded):
     watch_outcome(graded, "watch_disabled")
+
+
+def test_watch_disabled_alias(graded):
+    """The same escape with no flagged name in the source: aliases and computed names. The watch itself is
+    fooled here (the output was multiplied under it), so the flag is what takes the points."""
+    report, tests = graded["watch_disabled_alias"].check()
+    assert any("computed attribute name" in f["what"] for f in tampering(report))
+    scratch = {i: t for i, t in tests.items() if i.endswith(".from_scratch")}
+    assert len(scratch) == 2
+    flagged_zero(scratch)
+    all_pass({i: t for i, t in tests.items() if i == f"{BN}.train_stats_2d" or i.startswith("quiz.")})
 
 
 def test_trace_rewritten(graded):
