@@ -47,6 +47,7 @@ def catalogue():
         "watch_disabled": ("bottom", [f"{BN}.from_scratch", "BatchNorm.from_scratch", f"{BN}.train_stats_2d", "quiz"],
                            ()),
         "trace_rewritten": ("bottom", ["Residual", "quiz"], ()),
+        "forged_pipe": ("bottom", [f"{BN}.from_scratch", f"{BN}.train_stats_2d"], ("--probe-timeout", "10")),
         "watch_disabled_alias": ("bottom", [f"{BN}.from_scratch", "BatchNorm.from_scratch", f"{BN}.train_stats_2d",
                                             "quiz"], ()),
         "syntax_error": ("alone", [BN, TB], ()),
@@ -344,6 +345,17 @@ def test_watch_patched(graded):
 
 def test_watch_disabled(graded):
     watch_outcome(graded, "watch_disabled")
+
+
+def test_forged_pipe(graded):
+    """Answers written by the submission itself on the worker's answer pipe: the forged reply passes the
+    watch (it says no kernel ran), so the flag on raw descriptors is what takes the point."""
+    report, tests = graded["forged_pipe"].check()
+    assert any("raw file descriptors" in f["what"] for f in tampering(report))
+    scratch = {i: t for i, t in tests.items() if i.endswith(".from_scratch")}
+    assert len(scratch) == 1
+    flagged_zero(scratch)
+    # (the other checks depend on when its thread puts the pipe back: a swallowed answer is a timeout)
 
 
 def test_watch_disabled_alias(graded):

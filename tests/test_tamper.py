@@ -106,6 +106,14 @@ def test_no_honest_submission_is_flagged(tmp_path):
     ("import torch\nC = object.__getattribute__(torch, '_' + 'C')", "`__getattribute__` with a computed"),
     ("import torch, inspect\nC = dict(inspect.getmembers(torch))['_' + 'C']", "every member"),
     ("import torch\nm = torch.nn.modules.module.sys.modules", "sys.modules"),
+    # the worker's answer channel is an inherited pipe: raw descriptors (tests/hostile/forged_pipe.py)
+    ("import os\nos.write(5, b'frame')", "raw file descriptors"),
+    ("import os\nos.dup2(3, 4)", "raw file descriptors"),
+    ("import fcntl", "raw file descriptors"),
+    ("for fd in range(3, 9):\n    open(fd, 'wb', closefd=False).write(b'x')", "for writing"),
+    ("import pathlib\np = '/dev/' + 'fd/5'\npathlib.Path(p).write_bytes(b'x')", "computed path"),
+    ("open('/dev/fd/5', 'wb')", "raw file descriptors"),
+    ("import subprocess\nsubprocess.Popen(['cat'], pass_fds=[5])", "pass_fds"),
 ])
 def test_each_kind_is_flagged(source, needle):
     found = flags(source)
@@ -134,6 +142,8 @@ def test_each_kind_is_flagged(source, needle):
     "import torch\nfrom torch import nn\nact = nn.ReLU\nF = torch.nn.functional\ny = F.relu(torch.ones(1))\n"
     "layer = act()\nname = 'weight'\nw = getattr(layer, name, None)",   # aliases, getattr on an instance
     "import operator\nkey = operator.attrgetter('score')\nnames = sorted([], key=key)",
+    "import os\npath = os.path.join('data', 'x.txt')\nwith open(path) as f:\n    text = f.read()\n"
+    "with open('notes.txt', 'w') as f:\n    f.write(text)\nos.makedirs('out', exist_ok=True)",
 ])
 def test_honest_idioms_are_not_flagged(source):
     assert flags(source) == []

@@ -59,6 +59,8 @@ FORBIDDEN_MODULES = {
     "torch.library": "PyTorch's operator registration (torch.library: kernels the grader cannot see into)",
     "torch._library": "PyTorch's operator registration", "torch._custom_ops": "PyTorch's operator registration",
     "signal": "signal handlers (code run in the middle of the grader's code)",
+    "fcntl": "fcntl (raw file descriptors: the worker's answer channel)",
+    "mmap": "mmap (raw memory and file descriptors)",
     "pdb": "the debugger (frames of the grader's code)", "bdb": "the debugger (frames of the grader's code)",
 }
 # attributes that are interpreter internals wherever they appear
@@ -94,6 +96,11 @@ DYNAMIC_CALLS = BUILTIN_CODE_CALLS | {"import_module", "reload", "spec_from_file
 LOADER_CALLS = frozenset({"import_module", "spec_from_file_location", "spec_from_loader", "module_from_spec",
                           "exec_module", "run_path", "run_module"})
 ATTRIBUTE_CALLS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
+# raw file descriptors: the worker answers the grader on an inherited pipe, so a submission that writes to a
+# descriptor it found (or swaps one with dup2) can forge or swallow answers (tests/hostile/forged_pipe.py)
+FD_CALLS = frozenset({"dup", "dup2", "dup3", "fdopen", "write", "writev", "pwrite", "pwritev", "fstat", "sendfile",
+                      "splice", "fromfd", "openpty", "set_inheritable", "set_blocking"})
+WRITE_MODE = re.compile(r"[wax+]")
 MODULE_PATH = re.compile(r"^[A-Za-z_][\w.]*$")
 SETTINGS = ("torch.backends.", "matplotlib.rcParams", "plt.rcParams", "mpl.rcParams", "pd.options.",
             "pandas.options.", "np.set_printoptions")
@@ -289,6 +296,8 @@ class Scanner(ast.NodeVisitor):
                                                or any(value == m or value.startswith(m + ".")
                                                       for m in FORBIDDEN_MODULES)):
                 self.flag(node, f"names `{value}` in a string (a computed route to interpreter internals)")
+            elif value.startswith(("/dev/fd", "/dev/std")):
+                self.flag(node, f"opens `{value[:40]}` (raw file descriptors: the worker's answer channel)")
             elif value.startswith("/proc/"):
                 self.flag(node, f"opens `{value[:40]}` (the process's own memory and descriptors)")
 
@@ -338,6 +347,22 @@ class Scanner(ast.NodeVisitor):
             self.flag(node, f"calls `{name}` with a computed attribute name (attributes chosen at run time)")
         if name == "vars" and isinstance(node.func, ast.Name) and args and root_name(args[0]) in self.bound:
             self.flag(node, f"reads `vars()` of the imported `{dotted(args[0])}`")
+        owner = self.resolve(node.func.value) if isinstance(node.func, ast.Attribute) else None
+        if name in FD_CALLS and owner in ("os", "posix", "socket", "pty"):
+            self.flag(node, f"calls `{owner}.{name}` (raw file descriptors: the worker's answer channel)")
+        if name in ("open", "FileIO", "fdopen") and args and not isinstance(args[0], ast.Constant):
+            mode = args[1] if len(args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+            if any(k.arg == "closefd" for k in node.keywords) or (
+                    isinstance(mode, ast.Constant) and isinstance(mode.value, str) and WRITE_MODE.search(mode.value)) \
+                    or (mode is not None and not isinstance(mode, ast.Constant)):
+                self.flag(node, f"opens a computed path or descriptor for writing (`{name}`: the worker's answer "
+                                f"channel is a descriptor)")
+        if name in ("write_bytes", "write_text") and isinstance(node.func, ast.Attribute) and \
+                not (isinstance(node.func.value, ast.Call) and node.func.value.args and
+                     isinstance(node.func.value.args[0], ast.Constant)):
+            self.flag(node, f"writes to a computed path (`{name}`)")
+        if any(k.arg == "pass_fds" for k in node.keywords):
+            self.flag(node, "passes file descriptors to a child process (`pass_fds`)")
         if name == "getmembers" and args and root_name(args[0]) in self.bound:
             self.flag(node, f"reads every member of the imported `{dotted(args[0])}` (attributes chosen at run time)")
         self.generic_visit(node)
