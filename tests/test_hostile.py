@@ -150,7 +150,8 @@ def all_pass(tests):
 
 
 def test_catalogue_is_complete():
-    names = sorted(n[:-3] for n in os.listdir(HOSTILE) if n.endswith(".py"))
+    # wire_*.py forge frames in a worker of their own: tests/test_hostile_wire.py grades those
+    names = sorted(n[:-3] for n in os.listdir(HOSTILE) if n.endswith(".py") and not n.startswith("wire_"))
     tested = sorted(n[len("test_"):] for n in globals() if n.startswith("test_") and n[5:] in names)
     assert len(names) >= 12 and names == tested == sorted(catalogue())
 
