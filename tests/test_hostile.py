@@ -55,6 +55,7 @@ def catalogue():
         "exception_at_import": ("top", [BN, TB], ()),
         "sys_exit_at_import": ("top", [BN, TB], ()),
         "os_exit_at_import": ("top", [BN, TB], ()),
+        "keyboard_interrupt_at_import": ("top", [BN], ()),
         "sys_exit_in_function": ("bottom", [BN, TB], ()),
         "os_exit_in_function": ("bottom", one_bn_and_tb, ()),
         "infinite_loop": ("bottom", one_bn_and_tb, ("--probe-timeout", "5")),
@@ -186,6 +187,11 @@ def test_os_exit_at_import(graded):
 
 
 # ---- one piece goes wrong: it scores zero, the rest keep their marks -----------
+
+def test_keyboard_interrupt_at_import(graded):
+    _, tests = graded["keyboard_interrupt_at_import"].check()
+    all_fail(of(tests, BN), "interrupted (SIGINT)")
+
 
 def test_sys_exit_in_function(graded):
     _, tests = graded["sys_exit_in_function"].check()

@@ -101,6 +101,8 @@ def call(names, name, args=(), kwargs=None, grad_args=(), grad_output=None, out_
     watch, report = watching(watch_norm_ops)
     with watch:
         out = fn(*args, **(kwargs or {}))
+    if isinstance(out, tuple) and type(out) is not tuple:   # a namedtuple is a tuple
+        out = tuple(out)
     result = {"out": to_plain(out), "grads": None, "norm_ops": report(out, [args, kwargs])}
     if grad_args:
         target = out if out_index is None else out[out_index]
