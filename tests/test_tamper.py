@@ -111,6 +111,7 @@ def test_no_honest_submission_is_flagged(tmp_path):
     ("import os\nos.dup2(3, 4)", "raw file descriptors"),
     ("import fcntl", "raw file descriptors"),
     ("for fd in range(3, 9):\n    open(fd, 'wb', closefd=False).write(b'x')", "for writing"),
+    ("for fd in range(3, 9):\n    open(fd, 'ab').write(b'x')", "for writing bytes"),
     ("import pathlib\np = '/dev/' + 'fd/5'\npathlib.Path(p).write_bytes(b'x')", "computed path"),
     ("open('/dev/fd/5', 'wb')", "raw file descriptors"),
     ("import subprocess\nsubprocess.Popen(['cat'], pass_fds=[5])", "pass_fds"),
@@ -143,7 +144,9 @@ def test_each_kind_is_flagged(source, needle):
     "layer = act()\nname = 'weight'\nw = getattr(layer, name, None)",   # aliases, getattr on an instance
     "import operator\nkey = operator.attrgetter('score')\nnames = sorted([], key=key)",
     "import os\npath = os.path.join('data', 'x.txt')\nwith open(path) as f:\n    text = f.read()\n"
-    "with open('notes.txt', 'w') as f:\n    f.write(text)\nos.makedirs('out', exist_ok=True)",
+    "with open('notes.txt', 'w') as f:\n    f.write(text)\nos.makedirs('out', exist_ok=True)\n"
+    "for lr in (0.1, 1.0):\n    with open(f'results_{lr}.txt', 'w') as f:\n        f.write(str(lr))\n"
+    "import pathlib\npathlib.Path(f'log_{lr}.txt').write_text('ok')",
 ])
 def test_honest_idioms_are_not_flagged(source):
     assert flags(source) == []

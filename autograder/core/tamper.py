@@ -351,13 +351,16 @@ class Scanner(ast.NodeVisitor):
         if name in FD_CALLS and owner in ("os", "posix", "socket", "pty"):
             self.flag(node, f"calls `{owner}.{name}` (raw file descriptors: the worker's answer channel)")
         if name in ("open", "FileIO", "fdopen") and args and not isinstance(args[0], ast.Constant):
+            # a text file written under a computed name is honest (results_{lr}.txt); bytes to a computed
+            # path or descriptor, closefd, a computed mode or FileIO / fdopen are how a frame gets written
             mode = args[1] if len(args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
-            if any(k.arg == "closefd" for k in node.keywords) or (
-                    isinstance(mode, ast.Constant) and isinstance(mode.value, str) and WRITE_MODE.search(mode.value)) \
-                    or (mode is not None and not isinstance(mode, ast.Constant)):
-                self.flag(node, f"opens a computed path or descriptor for writing (`{name}`: the worker's answer "
-                                f"channel is a descriptor)")
-        if name in ("write_bytes", "write_text") and isinstance(node.func, ast.Attribute) and \
+            binary_write = isinstance(mode, ast.Constant) and isinstance(mode.value, str) and \
+                WRITE_MODE.search(mode.value) and "b" in mode.value
+            if name != "open" or binary_write or any(k.arg == "closefd" for k in node.keywords) or \
+                    (mode is not None and not isinstance(mode, ast.Constant)):
+                self.flag(node, f"opens a computed path or descriptor for writing bytes (`{name}`: the worker's "
+                                f"answer channel is a descriptor)")
+        if name == "write_bytes" and isinstance(node.func, ast.Attribute) and \
                 not (isinstance(node.func.value, ast.Call) and node.func.value.args and
                      isinstance(node.func.value.args[0], ast.Constant)):
             self.flag(node, f"writes to a computed path (`{name}`)")
