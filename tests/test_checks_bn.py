@@ -146,6 +146,8 @@ TARGETS = {
                                     False, "UNBIASED"),
     "batch_norm_divides_by_var": ({"batch_norm.train_stats_2d", "batch_norm.train_stats_4d"}, False,
                                   "square root is missing"),
+    "batch_norm_train_normalises_with_updated_moving": ({"batch_norm.train_stats_2d", "batch_norm.train_stats_4d",
+                                                         "BatchNorm.train_forward"}, False, "after this batch's update"),
     "BatchNorm_plain_attrs_never_moved": ({"BatchNorm.follows_device"}, True, "register_buffer"),
     "BatchNorm_moves_only_to_cuda": ({"BatchNorm.follows_device"}, True, "moving_mean (on cpu)"),
     "BatchNorm_moves_only_when_training": ({"BatchNorm.follows_device"}, True, "eval-mode forward straight away"),

@@ -42,8 +42,8 @@ def gradescope_root(zip_path, folder):
     return root
 
 
-def run_autograder(root):
-    env = dict(os.environ, BNLAB_AUTOGRADER_ROOT=str(root), BNLAB_PYTHON=sys.executable)
+def run_autograder(root, **env_extra):
+    env = dict(os.environ, BNLAB_AUTOGRADER_ROOT=str(root), BNLAB_PYTHON=sys.executable, **env_extra)
     proc = subprocess.run(["bash", str(root / "run_autograder")], cwd="/", env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -193,6 +193,16 @@ def test_hostile_upload_in_a_folder_cannot_forge_the_report(zip_path, tmp_path):
     assert "pwned" not in tests and report["score"] < sum(t["max_score"] for t in report["tests"])
     assert tests["batch_norm.train_stats_2d"]["status"] == "failed"
     assert tests["quiz.q1"]["status"] == "passed" and tests["transition_block.values"]["status"] == "passed"
+
+
+def test_a_container_without_namespaces_gives_a_zero_report_that_says_no_sandbox(zip_path, tmp_path):
+    """The sandbox fails closed; the student (and the instructor, on stderr) learn why, not "the grader failed"."""
+    root = gradescope_root(zip_path, tmp_path)
+    shutil.copy(REFERENCE, root / "submission" / "reference.py")
+    report, proc = run_autograder(root, BNLAB_SANDBOX_NO_NAMESPACES="1")
+    assert report["score"] == 0 and "no sandbox" in report["output"] and "nothing of yours was run" in report["output"]
+    assert all("no sandbox" in t["output"] for t in report["tests"])
+    assert "NOT GRADED: no sandbox" in proc.stderr
 
 
 def test_empty_upload_gets_a_zero_report_that_says_why(zip_path, tmp_path):

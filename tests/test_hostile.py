@@ -49,11 +49,15 @@ def catalogue():
         "watch_disabled": ("bottom", [f"{BN}.from_scratch", "BatchNorm.from_scratch", f"{BN}.train_stats_2d", "quiz"],
                            ()),
         "trace_rewritten": ("bottom", ["Residual", "quiz"], ()),
+        "forged_pipe": ("bottom", [f"{BN}.from_scratch", f"{BN}.train_stats_2d"], ("--probe-timeout", "10")),
+        "watch_disabled_alias": ("bottom", [f"{BN}.from_scratch", "BatchNorm.from_scratch", f"{BN}.train_stats_2d",
+                                            "quiz"], ()),
         "syntax_error": ("alone", [BN, TB], ()),
         "missing_import": ("top", [BN, TB], ()),
         "exception_at_import": ("top", [BN, TB], ()),
         "sys_exit_at_import": ("top", [BN, TB], ()),
         "os_exit_at_import": ("top", [BN, TB], ()),
+        "keyboard_interrupt_at_import": ("top", [BN], ()),
         "sys_exit_in_function": ("bottom", [BN, TB], ()),
         "os_exit_in_function": ("bottom", one_bn_and_tb, ()),
         "infinite_loop": ("bottom", one_bn_and_tb, ("--probe-timeout", "5")),
@@ -186,6 +190,11 @@ def test_os_exit_at_import(graded):
 
 
 # ---- one piece goes wrong: it scores zero, the rest keep their marks -----------
+
+def test_keyboard_interrupt_at_import(graded):
+    _, tests = graded["keyboard_interrupt_at_import"].check()
+    all_fail(of(tests, BN), "interrupted (SIGINT)")
+
 
 def test_sys_exit_in_function(graded):
     _, tests = graded["sys_exit_in_function"].check()
@@ -346,6 +355,28 @@ def test_watch_patched(graded):
 
 def test_watch_disabled(graded):
     watch_outcome(graded, "watch_disabled")
+
+
+def test_forged_pipe(graded):
+    """Answers written by the submission itself on the worker's answer pipe: the forged reply passes the
+    watch (it says no kernel ran), so the flag on raw descriptors is what takes the point."""
+    report, tests = graded["forged_pipe"].check()
+    assert any("raw file descriptors" in f["what"] for f in tampering(report))
+    scratch = {i: t for i, t in tests.items() if i.endswith(".from_scratch")}
+    assert len(scratch) == 1
+    flagged_zero(scratch)
+    # (the other checks depend on when its thread puts the pipe back: a swallowed answer is a timeout)
+
+
+def test_watch_disabled_alias(graded):
+    """The same escape with no flagged name in the source: aliases and computed names. The watch itself is
+    fooled here (the output was multiplied under it), so the flag is what takes the points."""
+    report, tests = graded["watch_disabled_alias"].check()
+    assert any("computed attribute name" in f["what"] for f in tampering(report))
+    scratch = {i: t for i, t in tests.items() if i.endswith(".from_scratch")}
+    assert len(scratch) == 2
+    flagged_zero(scratch)
+    all_pass({i: t for i, t in tests.items() if i == f"{BN}.train_stats_2d" or i.startswith("quiz.")})
 
 
 def test_trace_rewritten(graded):

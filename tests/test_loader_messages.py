@@ -4,6 +4,7 @@ A file that is not a readable notebook is said to be one, never run, never a cra
 import json
 
 import pytest
+import torch
 
 from autograder.core import runner
 from autograder.core.student import InProcessStudent
@@ -109,3 +110,16 @@ def test_an_error_raised_in_a_function_names_the_calling_cell_too(tmp_path):
     assert errors == ["01_batch_norm.ipynb, cell starting `import math`, line 3, in batch_norm "
                       "(cell defining batch_norm, line 2): NotImplementedError: not implemented yet "
                       "(a stub still raises NotImplementedError)"]
+
+
+def test_inspect_finds_the_source_of_a_loaded_file_and_cell(tmp_path):
+    """torch.jit.script (and inspect.getsource) read a function's source: the loader registers each cell /
+    file it runs, as IPython does, so a scripted module that works in Jupyter loads in the grader too."""
+    source = ("import torch\nfrom torch import nn\n\n\nclass Twice(nn.Module):\n"
+              "    def forward(self, x):\n        return x * 2\n\n\nscripted = torch.jit.script(Twice())\n")
+    (tmp_path / "sub.py").write_text(source)
+    write_notebook(tmp_path / "nb.ipynb", [code(source)])
+    for path in (tmp_path / "sub.py", tmp_path / "nb.ipynb"):
+        names, errors = loader.load_submission(str(path))
+        assert errors == [], errors
+        assert float(names["scripted"](torch.ones(1))) == 2.0

@@ -99,6 +99,24 @@ def test_no_honest_submission_is_flagged(tmp_path):
     ("import torch as t\nlib = t.library", "operator registration"),
     ("import operator, sys\nm = operator.attrgetter('modules')(sys)", "through `attrgetter`"),
     ("import sys\nm = object.__getattribute__(sys, 'modules')", "through `__getattribute__`"),
+    # routes found by breaking the grader (branch break): an alias of an imported module, getattr as a value,
+    # computed names through attrgetter / __getattribute__ / getmembers, sys.modules through another module
+    ("import torch\nm = torch\nC = getattr(m, '_' + 'C')", "computed attribute name on `m`"),
+    ("from torch.nn import functional as F\nf: object = F\nbn = getattr(f, 'batch_' + 'norm')", "computed attribute"),
+    ("import torch, functools\nC = functools.reduce(getattr, ['_' + 'C'], torch)", "passes `getattr` around"),
+    ("import torch, operator\nC = operator.attrgetter('_' + 'C')(torch)", "`attrgetter` with a computed"),
+    ("import torch\nC = object.__getattribute__(torch, '_' + 'C')", "`__getattribute__` with a computed"),
+    ("import torch, inspect\nC = dict(inspect.getmembers(torch))['_' + 'C']", "every member"),
+    ("import torch\nm = torch.nn.modules.module.sys.modules", "sys.modules"),
+    # the worker's answer channel is an inherited pipe: raw descriptors (tests/hostile/forged_pipe.py)
+    ("import os\nos.write(5, b'frame')", "raw file descriptors"),
+    ("import os\nos.dup2(3, 4)", "raw file descriptors"),
+    ("import fcntl", "raw file descriptors"),
+    ("for fd in range(3, 9):\n    open(fd, 'wb', closefd=False).write(b'x')", "for writing"),
+    ("for fd in range(3, 9):\n    open(fd, 'ab').write(b'x')", "for writing bytes"),
+    ("import pathlib\np = '/dev/' + 'fd/5'\npathlib.Path(p).write_bytes(b'x')", "computed path"),
+    ("open('/dev/fd/5', 'wb')", "raw file descriptors"),
+    ("import subprocess\nsubprocess.Popen(['cat'], pass_fds=[5])", "pass_fds"),
 ])
 def test_each_kind_is_flagged(source, needle):
     found = flags(source)
@@ -124,6 +142,13 @@ def test_each_kind_is_flagged(source, needle):
     "import torch\ny = torch.stack([torch.ones(2)])\nz = torch.cat([y, y])",
     "import traceback\ntry:\n    pass\nexcept Exception:\n    traceback.print_exc()",
     "from bnlab_public.notebook import check\ncheck('batch_norm.returns_triple')",   # the test cells' idiom
+    "import torch\nfrom torch import nn\nact = nn.ReLU\nF = torch.nn.functional\ny = F.relu(torch.ones(1))\n"
+    "layer = act()\nname = 'weight'\nw = getattr(layer, name, None)",   # aliases, getattr on an instance
+    "import operator\nkey = operator.attrgetter('score')\nnames = sorted([], key=key)",
+    "import os\npath = os.path.join('data', 'x.txt')\nwith open(path) as f:\n    text = f.read()\n"
+    "with open('notes.txt', 'w') as f:\n    f.write(text)\nos.makedirs('out', exist_ok=True)\n"
+    "for lr in (0.1, 1.0):\n    with open(f'results_{lr}.txt', 'w') as f:\n        f.write(str(lr))\n"
+    "import pathlib\npathlib.Path(f'log_{lr}.txt').write_text('ok')",
 ])
 def test_honest_idioms_are_not_flagged(source):
     assert flags(source) == []
@@ -145,7 +170,7 @@ def test_notebook_findings_name_the_cell_and_line(tmp_path):
     path = tmp_path / "01_batch_norm.ipynb"
     path.write_text(json.dumps(nb))
     found = tamper.scan(str(path))
-    assert found and found[0].where == "01_batch_norm.ipynb, code cell 2, line 3"
+    assert found and found[0].where == "01_batch_norm.ipynb, cell starting `x = 1`, line 3"
 
 
 # ---- which checks are observation-based: decided from the probe requests -----------------------------------

@@ -175,7 +175,13 @@ class Residual(nn.Module):
         Y = self.bn(self.conv2(Y))
         return F.relu(Y + (self.conv3(X) if self.conv3 else X))
 '''),
+    Variant("Residual_shortcut_3x3", "Residual", "the use_1x1conv shortcut is a 3x3 conv with padding 1 (same "
+            "shapes; found by tests/break: the message blamed the main path)",
+            replace=(("self.conv3 = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride)",
+                      "self.conv3 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, stride=stride)"),),
+            keyword="shortcut's conv has the wrong kernel size"),
 ]
+
 
 RIGHT = [
     Variant("Residual_d2l_english_names", P, "d2l English names, strides keyword, convs without bias", append='''

@@ -142,7 +142,22 @@ def batch_norm(is_training, X, gamma, beta, moving_mean, moving_var, eps, moment
 ''', keyword="unbiased"),
     Variant("batch_norm_divides_by_var", P, "divides by var + eps: the square root forgotten",
             replace=((TRAIN_XHAT, "X_hat = (X - mean) / (var + eps)"),), keyword="square root is missing"),
+    Variant("batch_norm_train_normalises_with_updated_moving", "batch_norm",
+            "training updates the moving statistics first, then normalises with them instead of the batch's "
+            "(found by tests/break: the hint said no known mistake explained it)",
+            append='''
+def batch_norm(is_training, X, gamma, beta, moving_mean, moving_var, eps, momentum):
+    if is_training:
+        dims = (0,) if X.dim() == 2 else (0, 2, 3)
+        mean = X.mean(dim=dims, keepdim=True)
+        var = ((X - mean) ** 2).mean(dim=dims, keepdim=True)
+        moving_mean = momentum * moving_mean + (1.0 - momentum) * mean.detach()
+        moving_var = momentum * moving_var + (1.0 - momentum) * var.detach()
+    X_hat = (X - moving_mean) / torch.sqrt(moving_var + eps)
+    return gamma * X_hat + beta, moving_mean, moving_var
+''', keyword="after this batch's update"),
 ]
+
 
 RIGHT = [
     Variant("batch_norm_right_var_mean", P, "torch.var_mean with correction=0, keepdim everywhere", append='''
@@ -257,4 +272,15 @@ def batch_norm(is_training, X, gamma, beta, moving_mean, moving_var, eps, moment
         mean, var = moving_mean, moving_var
     return (X - mean) / (var + eps).sqrt() * gamma + beta, moving_mean, moving_var
 '''),
+    Variant("batch_norm_right_namedtuple", "batch_norm", "returns a namedtuple (Y, moving_mean, moving_var) "
+            "(found by tests/break: 18 points lost as 'not a tuple')",
+            append="""
+from collections import namedtuple
+BNOut = namedtuple("BNOut", "Y moving_mean moving_var")
+_tuple_batch_norm = batch_norm
+
+
+def batch_norm(*args, **kwargs):
+    return BNOut(*_tuple_batch_norm(*args, **kwargs))
+"""),
 ]

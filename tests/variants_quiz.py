@@ -28,4 +28,6 @@ RIGHT = [
             append='QUIZ_ANSWERS = {k: f" {v.lower()} " for k, v in QUIZ_ANSWERS.items()}'),
     Variant("quiz_reordered_extra_key", "quiz", "keys in another order, plus a note under an extra key",
             append='QUIZ_ANSWERS = dict(sorted(QUIZ_ANSWERS.items()), note="q8 was a guess")'),
+    Variant("quiz_ordered_dict", "quiz", "QUIZ_ANSWERS an OrderedDict (a mapping, not a plain dict)",
+            append="from collections import OrderedDict\nQUIZ_ANSWERS = OrderedDict(QUIZ_ANSWERS)"),
 ]

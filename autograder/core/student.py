@@ -304,6 +304,9 @@ class SandboxStudent(Student):
             return f"timed out after {limit or self.probe_timeout:g} s (an infinite loop, or far too much work?)"
         if what == "bad":
             return "your code sent back something that is not plain data (tensors, numbers, lists, dicts)"
+        if code == -2:   # the worker re-raises KeyboardInterrupt (a ^C in the in-process doors) and Python dies of SIGINT
+            return ("the process running your code was interrupted (SIGINT): does your code raise KeyboardInterrupt "
+                    "or send itself a signal?")
         if code is not None and code < 0:
             name = {9: "SIGKILL", 11: "SIGSEGV", 6: "SIGABRT", 24: "SIGXCPU"}.get(-code, f"signal {-code}")
             return f"the process running your code was killed ({name}: out of memory, CPU limit or a crash?)"

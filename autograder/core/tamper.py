@@ -59,6 +59,8 @@ FORBIDDEN_MODULES = {
     "torch.library": "PyTorch's operator registration (torch.library: kernels the grader cannot see into)",
     "torch._library": "PyTorch's operator registration", "torch._custom_ops": "PyTorch's operator registration",
     "signal": "signal handlers (code run in the middle of the grader's code)",
+    "fcntl": "fcntl (raw file descriptors: the worker's answer channel)",
+    "mmap": "mmap (raw memory and file descriptors)",
     "pdb": "the debugger (frames of the grader's code)", "bdb": "the debugger (frames of the grader's code)",
 }
 # attributes that are interpreter internals wherever they appear
@@ -94,6 +96,11 @@ DYNAMIC_CALLS = BUILTIN_CODE_CALLS | {"import_module", "reload", "spec_from_file
 LOADER_CALLS = frozenset({"import_module", "spec_from_file_location", "spec_from_loader", "module_from_spec",
                           "exec_module", "run_path", "run_module"})
 ATTRIBUTE_CALLS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
+# raw file descriptors: the worker answers the grader on an inherited pipe, so a submission that writes to a
+# descriptor it found (or swaps one with dup2) can forge or swallow answers (tests/hostile/forged_pipe.py)
+FD_CALLS = frozenset({"dup", "dup2", "dup3", "fdopen", "write", "writev", "pwrite", "pwritev", "fstat", "sendfile",
+                      "splice", "fromfd", "openpty", "set_inheritable", "set_blocking"})
+WRITE_MODE = re.compile(r"[wax+]")
 MODULE_PATH = re.compile(r"^[A-Za-z_][\w.]*$")
 SETTINGS = ("torch.backends.", "matplotlib.rcParams", "plt.rcParams", "mpl.rcParams", "pd.options.",
             "pandas.options.", "np.set_printoptions")
@@ -205,6 +212,27 @@ class Scanner(ast.NodeVisitor):
             self.bound[alias.asname or alias.name] = f"{module}.{alias.name}" if module else alias.name
         self.generic_visit(node)
 
+    # ---- aliases: `m = torch`, `f = torch.nn.functional` stand for the module as an import would
+    def alias(self, targets, value):
+        if isinstance(value, (ast.Name, ast.Attribute)) and root_name(value) in self.bound:
+            real = self.resolve(value)
+            for target in targets:
+                if isinstance(target, ast.Name) and real:
+                    self.bound[target.id] = real
+
+    def visit_Assign(self, node):
+        self.generic_visit(node)
+        self.alias(node.targets, node.value)
+
+    def visit_AnnAssign(self, node):
+        self.generic_visit(node)
+        if node.value is not None:
+            self.alias([node.target], node.value)
+
+    def visit_NamedExpr(self, node):
+        self.generic_visit(node)
+        self.alias([node.target], node.value)
+
     # ---- names and attributes
     def resolve(self, node):
         """The module path an expression stands for: `sys`, `s.modules` with `import sys as s`,
@@ -224,6 +252,8 @@ class Scanner(ast.NodeVisitor):
         self.name_use(node, node.id)
         if node.id in BUILTIN_CODE_CALLS and id(node) not in self.called:
             self.flag(node, f"passes `{node.id}` around instead of calling it (code chosen at run time)")
+        if node.id in ATTRIBUTE_CALLS - {"hasattr"} and id(node) not in self.called and isinstance(node.ctx, ast.Load):
+            self.flag(node, f"passes `{node.id}` around instead of calling it (attributes chosen at run time)")
         if node.id == "builtins" and isinstance(node.ctx, ast.Store):
             self.flag(node, "rebinds `builtins`")
 
@@ -234,6 +264,9 @@ class Scanner(ast.NodeVisitor):
         real = self.resolve(node.value)
         if real is not None and node.attr in OWNED_ATTRS.get(real.split(".")[0], ()):
             self.flag(node, f"uses `{real}.{node.attr}` (interpreter internals: modules, frames, tracing)")
+        if real is not None and isinstance(node.value, ast.Attribute) and node.value.attr in OWNED_ATTRS and \
+                node.attr in OWNED_ATTRS[node.value.attr]:
+            self.flag(node, f"uses `{node.value.attr}.{node.attr}` reached through `{real}` (interpreter internals)")
         if real is not None and f"{real}.{node.attr}" in FORBIDDEN_MODULES:
             self.flag(node, f"uses {FORBIDDEN_MODULES[real + '.' + node.attr]}")
         if node.attr == "__dict__" and root_name(node) in self.bound:
@@ -263,6 +296,8 @@ class Scanner(ast.NodeVisitor):
                                                or any(value == m or value.startswith(m + ".")
                                                       for m in FORBIDDEN_MODULES)):
                 self.flag(node, f"names `{value}` in a string (a computed route to interpreter internals)")
+            elif value.startswith(("/dev/fd", "/dev/std")):
+                self.flag(node, f"opens `{value[:40]}` (raw file descriptors: the worker's answer channel)")
             elif value.startswith("/proc/"):
                 self.flag(node, f"opens `{value[:40]}` (the process's own memory and descriptors)")
 
@@ -305,8 +340,34 @@ class Scanner(ast.NodeVisitor):
                 isinstance(a, ast.Constant) and isinstance(a.value, str) and
                 (set(a.value.split(".")) & FRAME_ATTRS or a.value in GRADER_NAMES) for a in args):
             self.flag(node, f"reaches interpreter internals through `{name}`")
+        elif name in ("attrgetter", "methodcaller", "__getattribute__") and args and not all(
+                isinstance(a, ast.Constant) and isinstance(a.value, str)
+                for a in (args[1:] if name == "__getattribute__" and len(args) > 1 else args[:1] if
+                          name == "methodcaller" else args)):
+            self.flag(node, f"calls `{name}` with a computed attribute name (attributes chosen at run time)")
         if name == "vars" and isinstance(node.func, ast.Name) and args and root_name(args[0]) in self.bound:
             self.flag(node, f"reads `vars()` of the imported `{dotted(args[0])}`")
+        owner = self.resolve(node.func.value) if isinstance(node.func, ast.Attribute) else None
+        if name in FD_CALLS and owner in ("os", "posix", "socket", "pty"):
+            self.flag(node, f"calls `{owner}.{name}` (raw file descriptors: the worker's answer channel)")
+        if name in ("open", "FileIO", "fdopen") and args and not isinstance(args[0], ast.Constant):
+            # a text file written under a computed name is honest (results_{lr}.txt); bytes to a computed
+            # path or descriptor, closefd, a computed mode or FileIO / fdopen are how a frame gets written
+            mode = args[1] if len(args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+            binary_write = isinstance(mode, ast.Constant) and isinstance(mode.value, str) and \
+                WRITE_MODE.search(mode.value) and "b" in mode.value
+            if name != "open" or binary_write or any(k.arg == "closefd" for k in node.keywords) or \
+                    (mode is not None and not isinstance(mode, ast.Constant)):
+                self.flag(node, f"opens a computed path or descriptor for writing bytes (`{name}`: the worker's "
+                                f"answer channel is a descriptor)")
+        if name == "write_bytes" and isinstance(node.func, ast.Attribute) and \
+                not (isinstance(node.func.value, ast.Call) and node.func.value.args and
+                     isinstance(node.func.value.args[0], ast.Constant)):
+            self.flag(node, f"writes to a computed path (`{name}`)")
+        if any(k.arg == "pass_fds" for k in node.keywords):
+            self.flag(node, "passes file descriptors to a child process (`pass_fds`)")
+        if name == "getmembers" and args and root_name(args[0]) in self.bound:
+            self.flag(node, f"reads every member of the imported `{dotted(args[0])}` (attributes chosen at run time)")
         self.generic_visit(node)
 
 

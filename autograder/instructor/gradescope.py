@@ -19,8 +19,9 @@ At its top level:
 
 Hidden material (``autograder/hidden/``, ``bnlab_rubric.json``) is stored root-only (0600)
 in the zip, and ``setup.sh`` / ``run_autograder`` make it so again on disk; the grader runs
-as root, and the sandbox runs the student's worker as the unprivileged ``nobody`` (so the
-venv and Python must be readable by everyone: ``setup.sh`` sees to that).
+as root, and the sandbox runs the student's worker as an unprivileged uid of its own (so the
+venv and Python must be readable by everyone: ``setup.sh`` sees to that). A container where the
+sandbox cannot be built gets a zero report saying "no sandbox" (it fails closed).
 
 Gradescope unpacks the zip into /autograder/source, puts the student's upload in
 /autograder/submission and reads /autograder/results/results.json. ``run`` grades
@@ -228,7 +229,12 @@ def run_autograder(root=None):
         try:
             data = batch.grade_submission(target)
         except Exception as exc:  # the grader's own failure: still a report, never a traceback
-            data = batch.zero_report(f"the grader failed ({type(exc).__name__}); please tell your instructor")
+            reason = f"the grader failed ({type(exc).__name__}); please tell your instructor"
+            if type(exc).__name__ == "NoSandbox":   # fails closed: no student code ran (docs/security.md)
+                reason = (f"no sandbox: this container does not let the grader build its private file system "
+                          f"({str(exc)[:300]}); nothing of yours was run. Please tell your instructor")
+                print(f"bnlab: NOT GRADED: no sandbox ({exc}); see docs/class-scale.md, Channel 2", file=sys.stderr)
+            data = batch.zero_report(reason)
     from ..core import report
     data = report.hidden_view(data)  # what students see of hidden checks: the course's hidden_feedback setting
     data["execution_time"] = round(time.monotonic() - start, 2)

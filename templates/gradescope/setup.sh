@@ -13,7 +13,7 @@ python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
     "torch==@TORCH_VERSION@" "torchvision==@TORCHVISION_VERSION@"
 /autograder/venv/bin/python -m pip install --no-cache-dir numpy
-# The student's code runs as `nobody`: Python and the venv must be readable by everyone ...
+# The student's code runs as an unprivileged uid of its own: Python and the venv must be readable by everyone ...
 chmod -R a+rX /autograder/venv
 # ... and the hidden checks, the quiz key and the rubric by root only.
 chown -R root:root /autograder/source
