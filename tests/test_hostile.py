@@ -365,6 +365,9 @@ def test_forged_pipe(graded):
     scratch = {i: t for i, t in tests.items() if i.endswith(".from_scratch")}
     assert len(scratch) == 1
     flagged_zero(scratch)
+    # and without the flag: the forged frame lacks the request's nonce, so it is refused, not believed
+    assert all("Graded as if not flagged: failed" in t["output"] and "did not send for this request" in t["output"]
+               for t in scratch.values()), scratch
     # (the other checks depend on when its thread puts the pipe back: a swallowed answer is a timeout)
 
 

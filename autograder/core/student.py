@@ -8,6 +8,7 @@ Both send every answer through the same encode/decode, so they grade identically
 """
 import dataclasses
 import os
+import secrets
 import select
 import subprocess
 import time
@@ -262,11 +263,13 @@ class SandboxStudent(Student):
                 return None
         return True
 
-    def _read(self, timeout):
+    def _read(self, timeout, nonce=None):
         """One decoded answer; "timeout"; None if the worker died; "bad" if it sent garbage.
 
         Framing, budgets and decoding are ``wire``'s (``read_frame``, ``decode`` with
-        ``wire.REPLY``): nothing the worker declares is allocated before it is checked."""
+        ``wire.REPLY``): nothing the worker declares is allocated before it is checked.
+        With ``nonce``, the answer must carry it (the worker echoes the request's): a frame
+        the submission wrote onto the answer pipe itself, without the request, is "bad"."""
         from ..student_side import wire
         data = wire.read_frame(self.resp.fileno(), time.monotonic() + timeout, wire.REPLY)
         if not isinstance(data, bytearray):
@@ -276,6 +279,9 @@ class SandboxStudent(Student):
             check_tensors(answer)
         except Exception:
             return "bad"
+        if nonce is not None:
+            if type(answer) is not dict or answer.pop("nonce", None) != nonce:
+                return "forged"
         return answer if well_formed(answer) else "bad"
 
     def _limit(self, timeout, capped=True):
@@ -302,6 +308,9 @@ class SandboxStudent(Student):
         if what == "timeout":
             self.timed_out = True
             return f"timed out after {limit or self.probe_timeout:g} s (an infinite loop, or far too much work?)"
+        if what == "forged":
+            return ("an answer came back that the worker did not send for this request (something in the "
+                    "submission wrote onto the grader's answer pipe); the worker was restarted")
         if what == "bad":
             return "your code sent back something that is not plain data (tensors, numbers, lists, dicts)"
         if code == -2:   # the worker re-raises KeyboardInterrupt (a ^C in the in-process doors) and Python dies of SIGINT
@@ -336,10 +345,11 @@ class SandboxStudent(Student):
         from ..student_side import wire
         timeout, by_deadline = self._limit(self.probe_timeout)
         deadline = time.monotonic() + timeout
-        sent = self._write(wire.encode(request), deadline)
+        nonce = secrets.token_hex(16)   # echoed by the worker: answers the submission forged lack it
+        sent = self._write(wire.encode(dict(request, nonce=nonce)), deadline)
         if sent is not True:
             return {"error": {"type": "ProbeError", "message": self._death(sent, timeout, by_deadline), "where": ""}}
-        answer = self._read(max(0.0, deadline - time.monotonic()))
+        answer = self._read(max(0.0, deadline - time.monotonic()), nonce)
         if not isinstance(answer, dict):
             return {"error": {"type": "ProbeError", "message": self._death(answer, timeout, by_deadline),
                               "where": ""}}

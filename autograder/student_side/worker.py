@@ -43,7 +43,8 @@ def reply(response):
     try:
         return encode(response)
     except Exception as exc:  # whatever the value did while being encoded
-        return encode(wire.error_reply("ProbeError", f"could not send the answer back ({wire.clip(exc, 300)})"))
+        error = wire.error_reply("ProbeError", f"could not send the answer back ({wire.clip(exc, 300)})")
+        return encode(dict(error, nonce=response.get("nonce")))
 
 
 def main():
@@ -63,7 +64,9 @@ def main():
         request = read_message(requests)
         if request is None:
             break
-        answers.write(reply(session.handle(request)))
+        answer = session.handle(request)
+        answer["nonce"] = request.get("nonce")   # the grader's, per request: a frame written without it is refused
+        answers.write(reply(answer))
         answers.flush()
     os._exit(0)
 

@@ -92,8 +92,6 @@ SETTINGS = {
                      "1 prints the grader's own tracebacks (a check the grader could not finish)"),
     "gradescope_root": Setting("BNLAB_AUTOGRADER_ROOT", "/autograder", str,
                                "Gradescope's folder layout (submission/, results/); moved for a local test"),
-    "cell_timeout": Setting("BNLAB_CELL_TIMEOUT", 300, int,
-                            "nbgrader's per-cell timeout in seconds (nbgrader_config.py)"),
 }
 
 

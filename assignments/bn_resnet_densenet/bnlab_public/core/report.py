@@ -36,6 +36,15 @@ def hidden_view(report, setting=None):
     return dict(report, tests=tests)
 
 
+def student_view(results, setting=None):
+    """Runner results as a student may see them: with "score" (``hidden_feedback()``), a hidden check's
+    message is dropped (HIDDEN_NOTE when it failed). For reports a student can read (``grade --student-view``)."""
+    if hidden_feedback(setting) == "message":
+        return list(results)
+    import dataclasses
+    return [dataclasses.replace(r, message="" if r.passed else HIDDEN_NOTE) if r.hidden else r for r in results]
+
+
 def clip(text, limit):
     return text if len(text) <= limit else text[:limit] + f" ... [{len(text) - limit} characters cut]"
 

@@ -37,72 +37,12 @@ never trusts the worker; a file that does not parse is skipped (loading reports 
 import ast
 import dataclasses
 import os
-import re
 
 from ..student_side.loader import find_sources, notebook_cells
-
-GRADER_MODULES = frozenset({
-    "student_side", "probes", "train_probe", "session", "worker", "wire", "loader", "autograder", "bnlab_public",
-    "architectures", "synthetic_data", "sandbox", "training_ref", "recompute", "oracle", "runner", "tamper",
-    "op_trace", "device_probe", "block_layers", "diagnosis", "shape_tables"})   # (the key: through `autograder`)
-# names distinctive enough to flag wherever they appear (a variable called `loader` is fine)
-GRADER_NAMES = frozenset({"student_side", "train_probe", "autograder", "bnlab_public", "NormOpWatch", "PROBES",
-                          "op_trace"})
-FORBIDDEN_MODULES = {
-    "gc": "the garbage collector (it hands out every live object, the grader's included)",
-    "ctypes": "ctypes (raw memory access)", "_ctypes": "ctypes (raw memory access)",
-    "cffi": "cffi (raw memory access)", "runpy": "runpy (running code by name)",
-    "torch._C": "PyTorch's C internals (torch._C)",
-    "torch.utils._python_dispatch": "PyTorch's dispatch modes (torch.utils._python_dispatch)",
-    "torch.overrides": "PyTorch's function modes (torch.overrides)",
-    "torch._dispatch": "PyTorch's dispatch internals", "torch._ops": "PyTorch's operator internals",
-    "torch._subclasses": "PyTorch's tensor-subclass internals",
-    "torch.library": "PyTorch's operator registration (torch.library: kernels the grader cannot see into)",
-    "torch._library": "PyTorch's operator registration", "torch._custom_ops": "PyTorch's operator registration",
-    "signal": "signal handlers (code run in the middle of the grader's code)",
-    "pdb": "the debugger (frames of the grader's code)", "bdb": "the debugger (frames of the grader's code)",
-}
-# attributes that are interpreter internals wherever they appear
-ALWAYS_FRAME_ATTRS = frozenset({
-    "_getframe", "_current_frames", "currentframe", "f_back", "f_globals", "f_locals", "f_builtins", "f_code",
-    "f_trace", "tb_frame", "tb_next", "gi_frame", "cr_frame", "ag_frame", "__globals__", "__code__", "__closure__",
-    "__subclasses__", "__builtins__", "addaudithook", "_clear_type_cache", "get_objects", "get_referrers",
-    "get_referents", "walk_stack", "walk_tb", "custom_op", "load_library"})
-# attributes that are internals only on these modules (torch.stack and net.modules() are fine)
-OWNED_ATTRS = {
-    "sys": {"modules", "meta_path", "path_hooks", "path_importer_cache", "settrace", "setprofile", "monitoring",
-            "setswitchinterval"},
-    "inspect": {"stack", "trace", "getouterframes", "getinnerframes"},
-    "threading": {"settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads"},
-    "importlib": {"invalidate_caches"},
-    "type": {"__setattr__", "__delattr__"}, "object": {"__setattr__", "__delattr__"},
-}
-FRAME_ATTRS = ALWAYS_FRAME_ATTRS | {a for attrs in OWNED_ATTRS.values() for a in attrs}
-DISPATCH_NAMES = frozenset({
-    "TorchDispatchMode", "TorchFunctionMode", "DisableTorchFunction", "DisableTorchFunctionSubclass",
-    "_DisableTorchDispatch", "_DisableFuncTorch", "_disable_current_modes", "_pop_mode", "_push_mode",
-    "_pop_mode_temporarily", "_get_current_dispatch_mode", "_get_current_dispatch_mode_stack",
-    "_python_dispatch", "_C", "_ExcludeDispatchKeyGuard", "_IncludeDispatchKeyGuard",
-    "_ForceDispatchKeyGuard", "_set_dispatch_mode", "_unset_dispatch_mode", "_len_torch_function_stack",
-    "_pop_torch_function_stack", "_push_on_torch_function_stack", "_get_function_stack_at",
-    "_disabled_torch_function_impl", "_disabled_torch_dispatch_impl", "_RestorePythonTLSSnapshot",
-    "_no_dispatch", "no_dispatch", "enable_python_dispatcher", "_overrides"})
-SUBCLASS_PROTOCOL = frozenset({"__torch_function__", "__torch_dispatch__"})   # a tensor subclass: no mode involved
-DISPATCH_PATTERN = re.compile(r"(?i)dispatch|torch_?function|mode_stack")
-BUILTIN_CODE_CALLS = frozenset({"exec", "eval", "compile", "__import__"})   # as bare names (net.eval() is fine)
-DYNAMIC_CALLS = BUILTIN_CODE_CALLS | {"import_module", "reload", "spec_from_file_location", "spec_from_loader",
-                                      "module_from_spec", "exec_module", "load_module", "run_module", "run_path"}
-LOADER_CALLS = frozenset({"import_module", "spec_from_file_location", "spec_from_loader", "module_from_spec",
-                          "exec_module", "run_path", "run_module"})
-ATTRIBUTE_CALLS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
-MODULE_PATH = re.compile(r"^[A-Za-z_][\w.]*$")
-SETTINGS = ("torch.backends.", "matplotlib.rcParams", "plt.rcParams", "mpl.rcParams", "pd.options.",
-            "pandas.options.", "np.set_printoptions")
-MAX_FILES = 200
-# `from bnlab_public.notebook import check`: what the release's test cells do; a student may copy it into a
-# cell of their own to try a check. It reaches only the vendored public copy, never the worker's probes.
-STUDENT_CHECK_IMPORT = ("bnlab_public.notebook", ["check"], 0)
-CODE_SUFFIXES = (".py", ".pth", ".so", ".pyc")
+from .tamper_rules import (GRADER_MODULES, GRADER_NAMES, FORBIDDEN_MODULES, ALWAYS_FRAME_ATTRS, OWNED_ATTRS,
+                           FRAME_ATTRS, DISPATCH_NAMES, SUBCLASS_PROTOCOL, DISPATCH_PATTERN, BUILTIN_CODE_CALLS,
+                           DYNAMIC_CALLS, LOADER_CALLS, ATTRIBUTE_CALLS, FD_CALLS, WRITE_MODE, MODULE_PATH,
+                           SETTINGS, MAX_FILES, STUDENT_CHECK_IMPORT, CODE_SUFFIXES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +146,27 @@ class Scanner(ast.NodeVisitor):
             self.bound[alias.asname or alias.name] = f"{module}.{alias.name}" if module else alias.name
         self.generic_visit(node)
 
+    # ---- aliases: `m = torch`, `f = torch.nn.functional` stand for the module as an import would
+    def alias(self, targets, value):
+        if isinstance(value, (ast.Name, ast.Attribute)) and root_name(value) in self.bound:
+            real = self.resolve(value)
+            for target in targets:
+                if isinstance(target, ast.Name) and real:
+                    self.bound[target.id] = real
+
+    def visit_Assign(self, node):
+        self.generic_visit(node)
+        self.alias(node.targets, node.value)
+
+    def visit_AnnAssign(self, node):
+        self.generic_visit(node)
+        if node.value is not None:
+            self.alias([node.target], node.value)
+
+    def visit_NamedExpr(self, node):
+        self.generic_visit(node)
+        self.alias([node.target], node.value)
+
     # ---- names and attributes
     def resolve(self, node):
         """The module path an expression stands for: `sys`, `s.modules` with `import sys as s`,
@@ -225,6 +186,8 @@ class Scanner(ast.NodeVisitor):
         self.name_use(node, node.id)
         if node.id in BUILTIN_CODE_CALLS and id(node) not in self.called:
             self.flag(node, f"passes `{node.id}` around instead of calling it (code chosen at run time)")
+        if node.id in ATTRIBUTE_CALLS - {"hasattr"} and id(node) not in self.called and isinstance(node.ctx, ast.Load):
+            self.flag(node, f"passes `{node.id}` around instead of calling it (attributes chosen at run time)")
         if node.id == "builtins" and isinstance(node.ctx, ast.Store):
             self.flag(node, "rebinds `builtins`")
 
@@ -235,6 +198,9 @@ class Scanner(ast.NodeVisitor):
         real = self.resolve(node.value)
         if real is not None and node.attr in OWNED_ATTRS.get(real.split(".")[0], ()):
             self.flag(node, f"uses `{real}.{node.attr}` (interpreter internals: modules, frames, tracing)")
+        if real is not None and isinstance(node.value, ast.Attribute) and node.value.attr in OWNED_ATTRS and \
+                node.attr in OWNED_ATTRS[node.value.attr]:
+            self.flag(node, f"uses `{node.value.attr}.{node.attr}` reached through `{real}` (interpreter internals)")
         if real is not None and f"{real}.{node.attr}" in FORBIDDEN_MODULES:
             self.flag(node, f"uses {FORBIDDEN_MODULES[real + '.' + node.attr]}")
         if node.attr == "__dict__" and root_name(node) in self.bound:
@@ -264,6 +230,8 @@ class Scanner(ast.NodeVisitor):
                                                or any(value == m or value.startswith(m + ".")
                                                       for m in FORBIDDEN_MODULES)):
                 self.flag(node, f"names `{value}` in a string (a computed route to interpreter internals)")
+            elif value.startswith(("/dev/fd", "/dev/std")):
+                self.flag(node, f"opens `{value[:40]}` (raw file descriptors: the worker's answer channel)")
             elif value.startswith("/proc/"):
                 self.flag(node, f"opens `{value[:40]}` (the process's own memory and descriptors)")
 
@@ -306,8 +274,34 @@ class Scanner(ast.NodeVisitor):
                 isinstance(a, ast.Constant) and isinstance(a.value, str) and
                 (set(a.value.split(".")) & FRAME_ATTRS or a.value in GRADER_NAMES) for a in args):
             self.flag(node, f"reaches interpreter internals through `{name}`")
+        elif name in ("attrgetter", "methodcaller", "__getattribute__") and args and not all(
+                isinstance(a, ast.Constant) and isinstance(a.value, str)
+                for a in (args[1:] if name == "__getattribute__" and len(args) > 1 else args[:1] if
+                          name == "methodcaller" else args)):
+            self.flag(node, f"calls `{name}` with a computed attribute name (attributes chosen at run time)")
         if name == "vars" and isinstance(node.func, ast.Name) and args and root_name(args[0]) in self.bound:
             self.flag(node, f"reads `vars()` of the imported `{dotted(args[0])}`")
+        owner = self.resolve(node.func.value) if isinstance(node.func, ast.Attribute) else None
+        if name in FD_CALLS and owner in ("os", "posix", "socket", "pty"):
+            self.flag(node, f"calls `{owner}.{name}` (raw file descriptors: the worker's answer channel)")
+        if name in ("open", "FileIO", "fdopen") and args and not isinstance(args[0], ast.Constant):
+            # a text file written under a computed name is honest (results_{lr}.txt); bytes to a computed
+            # path or descriptor, closefd, a computed mode or FileIO / fdopen are how a frame gets written
+            mode = args[1] if len(args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+            binary_write = isinstance(mode, ast.Constant) and isinstance(mode.value, str) and \
+                WRITE_MODE.search(mode.value) and "b" in mode.value
+            if name != "open" or binary_write or any(k.arg == "closefd" for k in node.keywords) or \
+                    (mode is not None and not isinstance(mode, ast.Constant)):
+                self.flag(node, f"opens a computed path or descriptor for writing bytes (`{name}`: the worker's "
+                                f"answer channel is a descriptor)")
+        if name == "write_bytes" and isinstance(node.func, ast.Attribute) and \
+                not (isinstance(node.func.value, ast.Call) and node.func.value.args and
+                     isinstance(node.func.value.args[0], ast.Constant)):
+            self.flag(node, f"writes to a computed path (`{name}`)")
+        if any(k.arg == "pass_fds" for k in node.keywords):
+            self.flag(node, "passes file descriptors to a child process (`pass_fds`)")
+        if name == "getmembers" and args and root_name(args[0]) in self.bound:
+            self.flag(node, f"reads every member of the imported `{dotted(args[0])}` (attributes chosen at run time)")
         self.generic_visit(node)
 
 

@@ -213,6 +213,10 @@ def residual_layers(trace, args, what):
                    f"conv3x3 → BN → ReLU → conv3x3 → BN, add the shortcut, then ReLU.")
     c3 = [c for c in convs if c.kernel == (3, 3)]
     c1 = [c for c in convs if c.kernel == (1, 1)]
+    if use_1x1 and len(convs) == 3 and not c1 and len(c3) >= 2:
+        raise Fail(f"{what}: with use_1x1conv=True the shortcut is one 1x1 convolution (kernel_size=1, with the "
+                   f"block's stride, no padding); your block ran three convolutions with kernels {kernels(convs)} "
+                   f"and none is 1x1: the shortcut's conv has the wrong kernel size.")
     if len(c3) != 2 or len(c3) + len(c1) != len(convs):
         bottleneck = len(c3) == 1 and len(c1) >= 2
         raise Fail(f"{what}: expected two 3x3 convolutions on the main path (kernel_size=3, padding=1), "

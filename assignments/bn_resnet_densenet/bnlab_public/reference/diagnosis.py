@@ -69,6 +69,9 @@ MISTAKES = {
     "predict_batch_stats": "{predict} this is normalised with the BATCH statistics; use {moving}: {switch}",
     "train_moving_stats": "in training mode this is normalised with the moving statistics; training normalises with "
                           "the batch's own mean and variance",
+    "train_updated_moving_stats": "in training mode this is normalised with the moving statistics after this batch's "
+                                  "update (momentum * moving + (1 - momentum) * batch); training normalises with the "
+                                  "batch's own mean and variance, and only stores the updated moving ones",
     "predict_updates": "{predict} the moving statistics changed; return them unchanged (only training updates them)",
     "never_updated": "it did not change: in training mode compute moving = momentum * moving + (1 - momentum) * batch "
                      "and return the new value{store}",
@@ -98,17 +101,18 @@ NAMES = {"channel_mixing": "channels mixed by a reshape", "channel_mixing_affine
          "not_centred": "the mean not subtracted", "swapped": "gamma and beta swapped",
          "no_affine": "no gamma and beta", "not_normalised": "no normalisation",
          "predict_batch_stats": "batch statistics in prediction", "train_moving_stats": "moving statistics in training",
+         "train_updated_moving_stats": "updated moving statistics in training",
          "predict_updates": "updates in prediction", "never_updated": "no update",
          "momentum_reversed": "PyTorch's momentum convention", "momentum_01": "momentum 0.1",
          "momentum_fixed": "a fixed momentum", "detach_mean": "the mean detached", "detach_var": "the variance detached",
          "detach_both": "both statistics detached"}
 # mistakes after which Y has no path through the batch statistics to check a gradient of
-NO_BATCH_STATISTICS = frozenset({"not_normalised", "train_moving_stats"})
+NO_BATCH_STATISTICS = frozenset({"not_normalised", "train_moving_stats", "train_updated_moving_stats"})
 
 # which mistakes can change which quantity, in the order they are tried (most specific first)
 FORWARD = ("channel_mixing", "channel_mixing_affine", "stats_dim0", "stats_all", "stats_sample", "unbiased_var",
            "eps_fixed", "eps_outside", "no_eps", "no_sqrt", "not_centred", "swapped", "no_affine", "not_normalised",
-           "predict_batch_stats", "train_moving_stats")
+           "predict_batch_stats", "train_moving_stats", "train_updated_moving_stats")
 MOVING = ("never_updated", "predict_updates", "predict_batch_stats", "channel_mixing", "stats_dim0", "stats_all",
           "stats_sample", "unbiased_var", "moving_var_unbiased", "momentum_reversed", "momentum_01", "momentum_fixed")
 GRADIENT = ("detach_mean", "detach_var", "detach_both")
@@ -123,7 +127,7 @@ NOT_ABOUT_MOMENTUM = frozenset(MOVING) - {"momentum_fixed", "momentum_reversed",
 
 FOUR_D_ONLY = {"channel_mixing", "channel_mixing_affine", "stats_dim0"}
 TRAINING_ONLY = {"channel_mixing", "channel_mixing_affine", "stats_dim0", "stats_all", "stats_sample", "unbiased_var",
-                 "moving_var_unbiased", "train_moving_stats", "never_updated", "momentum_reversed", "momentum_01",
+                 "moving_var_unbiased", "train_moving_stats", "train_updated_moving_stats", "never_updated", "momentum_reversed", "momentum_01",
                  "momentum_fixed", "detach_mean", "detach_var", "detach_both"}
 PREDICTION_ONLY = {"predict_batch_stats", "predict_updates"}
 
@@ -175,7 +179,7 @@ def compute(case, mistakes=()):
     var = ((Xf - mean) ** 2).mean(dim=dims, keepdim=True)
     m = Xf.numel() // mean.numel()
     unbiased = var * m / (m - 1)
-    use_batch = case.training != bool(S & {"train_moving_stats", "predict_batch_stats"})
+    use_batch = case.training != bool(S & {"train_moving_stats", "train_updated_moving_stats", "predict_batch_stats"})
     if use_batch:
         mu = mean.detach() if S & {"detach_mean", "detach_both"} else mean
         sigma2 = unbiased if "unbiased_var" in S else var
@@ -183,6 +187,10 @@ def compute(case, mistakes=()):
         Xn = Xf
     else:
         mu, sigma2, Xn, back = mm, mv, X, (lambda t: t)
+        if "train_updated_moving_stats" in S:   # the statistics this call returns, used to normalise
+            k = case.momentum
+            mu = k * mm + (1 - k) * mean.detach().reshape(mm.shape)
+            sigma2 = k * mv + (1 - k) * var.detach().reshape(mv.shape)
     centred = Xn if "not_centred" in S else Xn - mu
     if "not_normalised" in S:
         X_hat = Xn

@@ -184,11 +184,15 @@ def _pick(entries, names):
 
 def identify(tensors, features, where):
     """(gamma, beta, moving_mean, moving_var) among a batch norm's tensors ``[(name, kind, learnable,
-    tensor)]`` of ``features`` elements: learnable ones (parameters, or leaves requiring grad) by name
+    tensor)]`` of ``features`` elements: learnable ones (leaves requiring grad; failing two of those and two
+    others, every parameter) by name
     (gamma/weight/scale, beta/bias/shift), else in the order the layer defines them; the statistics by
     name (mean/mu, var/sigma), else in order (d2l defines the mean first)."""
-    learn = [e for e in tensors if e[1] == "parameter" or e[2]]
-    stats = [e for e in tensors if not (e[1] == "parameter" or e[2])]
+    learn = [e for e in tensors if e[2]]
+    stats = [e for e in tensors if not e[2]]
+    if len(learn) < 2 or len(stats) < 2:   # moving statistics as frozen nn.Parameters are statistics (above)
+        learn = [e for e in tensors if e[1] == "parameter" or e[2]]
+        stats = [e for e in tensors if not (e[1] == "parameter" or e[2])]
     found = []
     for group, first_names, second_names in ((learn, GAMMA_NAMES, BETA_NAMES), (stats, MEAN_NAMES, VAR_NAMES)):
         a, b = _pick(group, first_names), _pick(group, second_names)

@@ -5,6 +5,7 @@ Kept apart from ``probes.py`` so that the probe modules (``probes``,
 ``architectures``, ``train_probe``) import it and never each other in a circle.
 """
 import torch
+from torch import nn
 
 
 class ProbeError(Exception):
@@ -24,3 +25,39 @@ def lookup(names, name):
     if name not in names:
         raise ProbeError(f"`{name}` is not defined in your submission")
     return names[name]
+
+
+CONTAINER_ITEMS = 64  # entries of a dict / list attribute looked at (moving statistics kept as {"mean": ..., "var": ...})
+
+
+def plain_tensors(module, private=False):
+    """(name, tensor) for the tensors ``module`` itself keeps outside parameters and buffers: plain
+    attributes (d2l keeps its moving statistics this way) and the items of a dict (string keys) or
+    list/tuple attribute, named ``attr.key`` / ``attr.0`` (``get_path`` reads them back). Attributes
+    starting with ``_`` are skipped unless ``private``; containers starting with ``_`` always are
+    (``_parameters``, ``_buffers``)."""
+    for key, value in list(vars(module).items()):
+        if key.startswith("_") and (not private or not isinstance(value, torch.Tensor)):
+            continue
+        if type(value) is dict:
+            items = [(f"{key}.{k}", v) for k, v in list(value.items())[:CONTAINER_ITEMS]
+                     if type(k) is str and k and "." not in k]
+        elif type(value) in (list, tuple):
+            items = [(f"{key}.{i}", v) for i, v in enumerate(value[:CONTAINER_ITEMS])]
+        else:
+            items = [(key, value)]
+        for name, v in items:
+            if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter):
+                yield name, v
+
+
+def get_path(obj, path):
+    """``obj.a.b``; a part that names a key of a dict, or an index of a list/tuple, reads that item."""
+    for part in path.split("."):
+        if type(obj) is dict and part in obj:
+            obj = obj[part]
+        elif type(obj) in (list, tuple) and part.isdigit() and int(part) < len(obj):
+            obj = obj[int(part)]
+        else:
+            obj = getattr(obj, part)
+    return obj

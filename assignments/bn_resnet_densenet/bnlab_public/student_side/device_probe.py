@@ -9,7 +9,8 @@ tensor fails here as it would on a GPU.
 import contextlib
 
 import torch
-from torch import nn
+
+from .base import plain_tensors
 
 
 def placement(module):
@@ -17,9 +18,8 @@ def placement(module):
     found = {n: str(p.device) for n, p in module.named_parameters()}
     found.update({n: str(b.device) for n, b in module.named_buffers() if b is not None})
     for prefix, sub in module.named_modules():
-        for key, value in vars(sub).items():
-            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter) and not key.startswith("_"):
-                found[f"{prefix}.{key}" if prefix else key] = str(value.device)
+        for key, value in plain_tensors(sub):
+            found[f"{prefix}.{key}" if prefix else key] = str(value.device)
     return found
 
 

@@ -14,6 +14,7 @@ a notebook Jupyter could open (bad JSON, a cell source that is not text) is repo
 "not a readable notebook", never run.
 """
 import json
+import linecache
 import os
 import re
 import sys
@@ -144,8 +145,11 @@ def describe_error(exc, label):
 
 def run_source(label, source, namespace):
     """Execute one cell or file; returns an error line or None."""
+    filename = f"<{label}>"
+    # as IPython does for cells: inspect.getsource (torch.jit.script, dataclasses) finds the source
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     try:
-        code = compile(source, f"<{label}>", "exec")
+        code = compile(source, filename, "exec")
         exec(code, namespace)
     except KeyboardInterrupt:
         raise

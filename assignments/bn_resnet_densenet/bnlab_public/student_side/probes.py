@@ -6,13 +6,15 @@ worker, or in-process for notebooks), takes plain data from the grader and
 returns plain data (see ``wire.to_plain``). Every judgement happens in the
 grader's own process, on values it computes itself.
 """
+import collections.abc
 import contextlib
+import itertools
 
 import torch
 from torch import nn
 
 from . import architectures, train_probe
-from .base import ProbeError, lookup, seed_all  # noqa: F401 (re-exported)
+from .base import ProbeError, get_path, lookup, plain_tensors, seed_all  # noqa: F401 (re-exported)
 from .wire import to_plain
 
 NORM_OPS = ("batch_norm", "instance_norm", "layer_norm", "group_norm")
@@ -100,6 +102,8 @@ def call(names, name, args=(), kwargs=None, grad_args=(), grad_output=None, out_
     watch, report = watching(watch_norm_ops)
     with watch:
         out = fn(*args, **(kwargs or {}))
+    if isinstance(out, tuple) and type(out) is not tuple:   # a namedtuple is a tuple
+        out = tuple(out)
     result = {"out": to_plain(out), "grads": None, "norm_ops": report(out, [args, kwargs])}
     if grad_args:
         target = out if out_index is None else out[out_index]
@@ -112,7 +116,12 @@ def call(names, name, args=(), kwargs=None, grad_args=(), grad_output=None, out_
 
 
 def quiz(names):
-    return to_plain(lookup(names, "QUIZ_ANSWERS"))
+    """QUIZ_ANSWERS as plain data; a mapping of another type (OrderedDict, defaultdict) is read as the dict
+    of its items (at most 100: the judge says what is missing or extra)."""
+    answers = lookup(names, "QUIZ_ANSWERS")
+    if type(answers) is not dict and isinstance(answers, collections.abc.Mapping):
+        answers = {k: answers[k] for k in itertools.islice(iter(answers), 100)}
+    return to_plain(answers)
 
 
 # ---- modules -------------------------------------------------------------
@@ -126,19 +135,12 @@ def build(names, name, ctor_args, seed):
     return obj
 
 
-def get_path(obj, path):
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def tensor_attributes(module):
     """Tensors stored as plain attributes (d2l keeps moving statistics this way)."""
     found = {}
     for prefix, sub in module.named_modules():
-        for key, value in vars(sub).items():
-            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter) and not key.startswith("_"):
-                found[f"{prefix}.{key}" if prefix else key] = to_plain(value)
+        for key, value in plain_tensors(sub):
+            found[f"{prefix}.{key}" if prefix else key] = to_plain(value)
     return found
 
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .loader import describe_error
-from .base import ProbeError
+from .base import ProbeError, plain_tensors
 from .synthetic_data import single_thread
 from .wire import to_plain
 
@@ -98,8 +98,7 @@ def module_tensors(net):
         where = f"net[{first}]." + (f"{rest}." if rest else "") if prefix else "net."
         found += [(where + n, p, "parameter") for n, p in sub.named_parameters(recurse=False)]
         found += [(where + n, b, "buffer") for n, b in sub.named_buffers(recurse=False) if b is not None]
-        found += [(where + n, v, "attribute") for n, v in vars(sub).items()
-                  if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter)]
+        found += [(where + n, v, "attribute") for n, v in plain_tensors(sub, private=True)]
     return found
 
 
