@@ -76,6 +76,7 @@ EXPECT = {
     "Residual_plain_attribute_stats": [("Residual.device", "register_buffer")],
     "Residual_leaky_relu": [("Residual.values_identity", "your block applies leaky_relu")],
     "Residual_one_bn_twice": [("Residual.values_identity", "one batch-norm layer runs twice")],
+    "Residual_shortcut_3x3": [("Residual.values_projection", "shortcut's conv has the wrong kernel size")],
     "DenseBlock_densenet_bc_bottleneck": [("DenseBlock.values", "bottleneck layer")],
     "DenseBlock_cat_default_dim": [("DenseBlock.seed_shape", "concatenate on dim=1")],
     "DenseBlock_input_plus_last_only": [("DenseBlock.seed_shape", "with only the last conv block's output")],

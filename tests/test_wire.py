@@ -307,6 +307,7 @@ attacks = {
     "over budget": b"x" * (wire.REPLY.frame_bytes + 1),
 }
 outcome = {}
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # torch and the attack frames themselves
 for name, body in attacks.items():
     for _ in range(20):  # again and again: nothing may accumulate
         r, w = os.pipe()
@@ -333,7 +334,8 @@ for name, body in attacks.items():
         os.close(r)
         os.waitpid(pid, 0)
         outcome[name] = (result, round(time.monotonic() - start, 2))
-print(json.dumps({"outcome": outcome, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"outcome": outcome, "base_kib": base,
+                  "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 '''
 
 
@@ -348,4 +350,8 @@ def test_no_frame_can_blow_up_a_judge_capped_at_2_gib():
         else:
             assert result in ("refused", "bad"), (name, result)
         assert seconds < 10, (name, seconds)
-    assert report["maxrss_kib"] < 1 << 20, report  # under 1 GiB, torch included
+    # decoding every attack 20 times grows the judge by less than 256 MiB over what torch and the attack
+    # frames themselves take (measured alone: 566 MiB in all, torch included; the absolute figure varies
+    # with the machine's memory settings, so it is bounded loosely)
+    assert report["maxrss_kib"] - report["base_kib"] < 256 << 10, report
+    assert report["maxrss_kib"] < 3 << 19, report  # under 1.5 GiB in all

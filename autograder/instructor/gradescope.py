@@ -227,7 +227,10 @@ def run_autograder(root=None):
                                  "assignment's notebooks, or one .py file with your functions and classes")
     else:
         try:
-            data = batch.grade_submission(target)
+            from ..core import report
+            # what students see of hidden checks: the course's hidden_feedback setting (a reason for not
+            # grading below is no secret: it stays whole)
+            data = report.hidden_view(batch.grade_submission(target))
         except Exception as exc:  # the grader's own failure: still a report, never a traceback
             reason = f"the grader failed ({type(exc).__name__}); please tell your instructor"
             if type(exc).__name__ == "NoSandbox":   # fails closed: no student code ran (docs/security.md)
@@ -235,8 +238,6 @@ def run_autograder(root=None):
                           f"({str(exc)[:300]}); nothing of yours was run. Please tell your instructor")
                 print(f"bnlab: NOT GRADED: no sandbox ({exc}); see docs/class-scale.md, Channel 2", file=sys.stderr)
             data = batch.zero_report(reason)
-    from ..core import report
-    data = report.hidden_view(data)  # what students see of hidden checks: the course's hidden_feedback setting
     data["execution_time"] = round(time.monotonic() - start, 2)
     write_results(results, data)
     top = sum(t["max_score"] for t in data["tests"])

@@ -21,8 +21,9 @@ try:
         if type(err) is dict and err.get("type") == "RuntimeError":
             _errors.append(1)
         if type(err) is dict and err.get("type") == "RuntimeError" and len(_errors) % 2 == 0:  # past the clipping
-            body = (b'BNW1' + b'\0\0\0\0' + b'{"v":1,"root":{"d":{"error":{"d":{"type":"RuntimeError","message":"'
-                    + b"y" * ((1 << 20) - 300) + b'","where":"here"}}}}}')
+            nonce = str(answer.get("nonce")).encode("ascii")   # a worker that forges its own replies knows it
+            body = (b'BNW1' + b'\0\0\0\0' + b'{"v":1,"root":{"d":{"nonce":"' + nonce + b'","error":{"d":{'
+                    b'"type":"RuntimeError","message":"' + b"y" * ((1 << 20) - 400) + b'","where":"here"}}}}}')
             body = body[:4] + (len(body) - 8).to_bytes(4, "little") + body[8:]
             return len(body).to_bytes(8, "little") + body
         return _real_encode(answer)
