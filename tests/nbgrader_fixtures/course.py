@@ -35,6 +35,12 @@ def make_course(root):
     os.makedirs(root, exist_ok=True)
     shutil.copytree(os.path.join(ROOT, "solutions"), os.path.join(root, "solutions"),
                     ignore=shutil.ignore_patterns(*IGNORED))
+    # the vendored public grader is a build product under solutions/ (git-ignored): make it, as build-release does
+    from autograder.instructor import release
+    checks = release.registered_checks()
+    vendored = os.path.join(root, "solutions", ASSIGNMENT, release.VENDOR)
+    release.vendor_public(vendored, release.hidden_ids(checks))
+    release.write_point_totals(vendored, checks)
     shutil.copy(os.path.join(ROOT, "nbgrader_config.py"), os.path.join(root, "nbgrader_config.py"))
     os.symlink(os.path.join(ROOT, "autograder"), os.path.join(root, "autograder"))
     return root
