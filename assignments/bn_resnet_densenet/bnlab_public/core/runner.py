@@ -119,7 +119,7 @@ def scan_for_tampering(student):
     return tamper.scan(path)
 
 
-def grade(student, checks, time_limit=WHOLE_RUN_LIMIT_S, started=None):
+def grade(student, checks, time_limit=WHOLE_RUN_LIMIT_S, started=None, findings=None):
     """Run ``checks``; returns (results, context). ``context`` holds the inventory and ``tampering``
     (``tamper.Finding`` list). Hard limits: the whole run, loading included, ends by ``started``
     (``time.monotonic()``, default now) + ``time_limit``; a piece whose probe timed out is not probed
@@ -127,7 +127,7 @@ def grade(student, checks, time_limit=WHOLE_RUN_LIMIT_S, started=None):
     check that relied on an observation made in its process (``Student.observed``)."""
     deadline = (time.monotonic() if started is None else started) + time_limit
     student.set_deadline(deadline, time_limit)
-    findings = scan_for_tampering(student)
+    findings = scan_for_tampering(student) if findings is None else findings   # given: scanned once already
     context = inventory(student)
     context["tampering"] = findings
     results, hung = [], {}
@@ -208,9 +208,10 @@ def grade_submission(path, include_hidden=True, only=None, sandboxed=True, probe
         if not apart:
             results, context = grade(student, checks, time_limit=limit, started=started)
         else:
+            findings = scan_for_tampering(student)   # one scan of the submission serves both workers
             with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bnlab-side") as pool:
-                future = pool.submit(grade, side, apart, limit, started)
-                results, context = grade(student, [c for c in checks if c not in apart], limit, started)
+                future = pool.submit(grade, side, apart, limit, started, findings)
+                results, context = grade(student, [c for c in checks if c not in apart], limit, started, findings)
                 results += future.result()[0]
             order = {c.id: i for i, c in enumerate(checks)}
             results.sort(key=lambda r: order[r.id])
