@@ -71,7 +71,8 @@ VARIANTS = {v.id: v for m in (variants_batch_norm, variants_BatchNorm, variants_
                               variants_quiz) for v in m.WRONG + m.RIGHT}
 MARKER = "STUDENT_CODE_RAN_OUTSIDE_THE_SANDBOX"   # a file the attackers write into the course folder
 
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.timeout(1800),
+              pytest.mark.xdist_group("test_nbgrader_e2e")]   # the course is graded once, in one test process
 
 
 # ---- the students ----------------------------------------------------------------

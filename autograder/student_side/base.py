@@ -19,6 +19,30 @@ def seed_all(seed):
         torch.cuda.manual_seed_all(seed)
 
 
+def deterministic(mode, warn_only=False):
+    """``torch.use_deterministic_algorithms(mode, warn_only=warn_only)`` for the ATen kernels only.
+
+    torch's own function also sets ``torch._inductor.config.deterministic``, and importing that
+    config imports TorchDynamo: about 1.9 s of a worker's start on a 2-core CPU (measured with
+    cProfile, torch 2.14). Nothing graded here is compiled; were a submission to import inductor
+    itself, it would get inductor's default, as in the student's own Jupyter kernel."""
+    torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
+
+
+def backward(output, grad_output):
+    """``output.backward(grad_output)``, computed as ``(output * grad_output).sum().backward()``.
+
+    The gradients reaching ``output`` are ``grad_output`` bit for bit (the sum passes ones, the
+    product multiplies them by ``grad_output``). The point is speed: ``Tensor.backward`` with an
+    explicit gradient imports ``torch.fx.experimental.symbolic_shapes`` to compare shapes, about
+    0.4 s on first use (torch 2.14). A gradient of another shape or dtype takes PyTorch's own
+    path, which raises its own error."""
+    if not isinstance(grad_output, torch.Tensor) or grad_output.shape != output.shape \
+            or grad_output.dtype != output.dtype:
+        return output.backward(grad_output)
+    (output * grad_output).sum().backward()
+
+
 def lookup(names, name):
     """``names[name]``: what the submission defined under ``name``, or ProbeError saying it did not."""
     if name not in names:

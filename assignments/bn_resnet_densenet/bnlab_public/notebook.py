@@ -33,6 +33,7 @@ import torch
 from . import course
 from .core import runner
 from .core.student import InProcessStudent
+from .student_side.base import deterministic
 from .student_side.session import Session
 
 NOTEBOOK_OF_PIECE = course.NOTEBOOK_OF_PIECE
@@ -70,15 +71,15 @@ def has_hidden():
 @contextlib.contextmanager
 def quiet_and_restored():
     """No warnings, stderr folded into stdout, RNG and determinism settings put back."""
-    deterministic = torch.are_deterministic_algorithms_enabled()
+    was = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        deterministic(True, warn_only=True)
         try:
             yield
         finally:
-            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            deterministic(was, warn_only=warn_only)
 
 
 def grade_names(names, ids):

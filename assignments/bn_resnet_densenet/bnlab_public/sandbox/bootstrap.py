@@ -3,6 +3,7 @@
 ``python -I -S /dev/fd/N M`` (this file through descriptor N, its JSON configuration
 through M: neither shows on a command line). It enters namespaces; its init builds the
 jail and forks the worker, which drops to the box's uid and ``exec``s ``student_side.worker``."""
+import contextlib
 import ctypes
 import functools
 import json
@@ -21,6 +22,7 @@ MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 
+GRADER_DIED = signal.SIGUSR1   # the bootstrap's parent-death signal (prctl PR_SET_PDEATHSIG)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
 
@@ -284,10 +286,8 @@ def run_init(cfg, ns, exit_w):
 
 
 def report_failure(cfg, exc):
-    try:
+    with contextlib.suppress(OSError):
         os.write(cfg["status_fd"], json.dumps({"error": f"the sandbox could not start the worker: {exc}"}).encode())
-    except OSError:
-        pass
 
 
 def remove_private_folder(root):
@@ -319,10 +319,8 @@ def sweep():
         if not kids:
             break
         for pid in kids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         while True:
             try:
                 if os.waitpid(-1, os.WNOHANG) == (0, 0):
@@ -333,23 +331,25 @@ def sweep():
 
 
 def bootstrap(cfg):
-    """Outside the box, as the grader's user: namespaces, then init; wait, clean up, pass on the status."""
+    """Outside the box, as the grader's user: namespaces, then init; wait, clean up, pass on the status.
+    SIGTERM: the grader stops this worker (and keeps the private folder for the next). GRADER_DIED:
+    nobody else will remove the folder. Told apart by the signal: a grader killed while its threads
+    run sends the parent-death signal while ``getppid()`` still names it."""
     prctl(PR_SET_CHILD_SUBREAPER, 1)
-    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # the grader died: clean up
-    state = {"init": None, "grader": os.getppid()}
+    prctl(PR_SET_PDEATHSIG, GRADER_DIED)
+    state = {"init": None}
 
     def terminate(signum, frame):
         if state["init"]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(state["init"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         sweep()
-        if os.getppid() != state["grader"]:  # the grader died: nobody else will remove the private folder
+        if signum == GRADER_DIED:
             remove_private_folder(cfg["root"])
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
+    signal.signal(GRADER_DIED, terminate)   # stays set to the end: a grader dying as its worker ends still counts
     why = "off" if not cfg["isolate"] else None if cfg["namespaces"] else "BNLAB_SANDBOX_NO_NAMESPACES is set"
     ns = {"net": why, "pid": why, "mnt": why, "user_ns": False} if why else enter_namespaces()
     prctl(PR_SET_DUMPABLE, 0)  # no ptrace into us or our init (same uid in a user namespace); exec resets it
