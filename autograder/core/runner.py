@@ -14,7 +14,7 @@ import time
 import traceback
 
 from .. import course
-from .check import PIECES, REGISTRY, Fail
+from .check import PIECES, PREPARATIONS, REGISTRY, Fail
 from .student import StudentError, time_limit_message
 
 WHOLE_RUN_LIMIT_S = course.SETTINGS["time_limit"].default
@@ -118,12 +118,14 @@ def scan_for_tampering(student):
     return tamper.scan(path)
 
 
-def grade(student, checks, time_limit=WHOLE_RUN_LIMIT_S, started=None, findings=None):
+def grade(student, checks, time_limit=WHOLE_RUN_LIMIT_S, started=None, findings=None, prepared=None):
     """Run ``checks``; returns (results, context). ``context`` holds the inventory and ``tampering``
     (``tamper.Finding`` list). Hard limits: the whole run, loading included, ends by ``started``
     (``time.monotonic()``, default now) + ``time_limit``; a piece whose probe timed out is not probed
     again (nor the pieces in ``RUNS_ON`` that use it); a flagged submission scores zero on every
-    check that relied on an observation made in its process (``Student.observed``)."""
+    check that relied on an observation made in its process (``Student.observed``). ``prepared``:
+    {piece: future of its preparation (``check.prepares``)}, awaited before the piece's first check."""
+    prepared = prepared or {}
     deadline = (time.monotonic() if started is None else started) + time_limit
     student.set_deadline(deadline, time_limit)
     findings = scan_for_tampering(student) if findings is None else findings   # given: scanned once already
@@ -140,6 +142,8 @@ def grade(student, checks, time_limit=WHOLE_RUN_LIMIT_S, started=None, findings=
             uses = "" if piece == check.piece else f"; {check.piece} runs your {piece}"
             results.append(failed(check, f"not run: {piece} timed out in an earlier check ({hung[piece]}{uses})"))
             continue
+        if check.piece in prepared:
+            concurrent.futures.wait([prepared[check.piece]], timeout=max(0.0, deadline - time.monotonic()))
         student.begin_check(cap=SUSPECT_TIMEOUT_S if any(p in hung for p in MAY_RUN.get(check.piece, ())) else None)
         result = run_one(check, student, context)
         if student.timed_out:
@@ -179,6 +183,31 @@ def open_student(path, sandboxed=True, probe_timeout=None, device=None, unsandbo
         student.close()
 
 
+@contextlib.contextmanager
+def preparing(checks, device):
+    """{piece: future} of the preparations (``check.prepares``) of the pieces in ``checks``, run one after
+    another in a thread of their own while the workers answer; left running on exit, never awaited
+    past the checks (a daemon-like pool: ``shutdown(wait=False)``)."""
+    pieces = [p for p in dict.fromkeys(c.piece for c in checks) if p in PREPARATIONS]
+    if not pieces:
+        yield {}
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bnlab-prepare")
+    try:
+        yield {p: pool.submit(quietly, PREPARATIONS[p], device) for p in pieces}
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def quietly(fn, *args):
+    """A preparation's errors are the checks' to find and report."""
+    try:
+        fn(*args)
+    except Exception:
+        if course.setting("debug"):
+            traceback.print_exc()
+
+
 def wants_own_worker(only):
     """Whether a selection (``only``: ids or pieces, None for all) may hold a piece of OWN_WORKER_PIECES."""
     return only is None or any(o.split(".")[0] in course.OWN_WORKER_PIECES for o in only)
@@ -203,14 +232,16 @@ def grade_submission(path, include_hidden=True, only=None, sandboxed=True, probe
         side = stack.enter_context(open_student(path, sandboxed, probe_timeout, device, unsandboxed)) \
             if beside else None
         checks = selected_checks(include_hidden, only)   # imports torch while the workers start
+        prepared = stack.enter_context(preparing(checks, student.device)) if sandboxed else {}
         apart = [c for c in checks if c.piece in course.OWN_WORKER_PIECES] if side else []
         if not apart:
-            results, context = grade(student, checks, time_limit=limit, started=started)
+            results, context = grade(student, checks, limit, started, prepared=prepared)
         else:
             findings = scan_for_tampering(student)   # one scan of the submission serves both workers
             with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bnlab-side") as pool:
-                future = pool.submit(grade, side, apart, limit, started, findings)
-                results, context = grade(student, [c for c in checks if c not in apart], limit, started, findings)
+                future = pool.submit(grade, side, apart, limit, started, findings, prepared)
+                results, context = grade(student, [c for c in checks if c not in apart], limit, started, findings,
+                                         prepared)
                 results += future.result()[0]
             order = {c.id: i for i, c in enumerate(checks)}
             results.sort(key=lambda r: order[r.id])

@@ -2,7 +2,7 @@
 import torch
 
 from . import probes
-from .base import deterministic
+from .base import deterministic, without_dynamo_import
 from .loader import load_submission, locate
 from .wire import clip, error_reply, to_plain
 
@@ -23,7 +23,8 @@ class Session:
             if fn is None:
                 return error_reply("ProbeError", f"unknown probe {clip(name, 100)!r}")
             probes.seed_all(0)
-            return {"ok": fn(self.names, **request.get("kwargs", {}))}
+            with without_dynamo_import():
+                return {"ok": fn(self.names, **request.get("kwargs", {}))}
         except probes.ProbeError as exc:
             return error_reply("ProbeError", exc)
         except KeyboardInterrupt:

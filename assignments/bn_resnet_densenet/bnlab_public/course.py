@@ -53,7 +53,19 @@ SUSPECT_TIMEOUT_S = 5.0
 
 # Pieces graded in a worker of their own, beside the others (``runner.grade_submission`` with
 # ``side_worker``): the training run is most of the checks' time, and the other checks leave a core free.
+# A second worker costs a second start (Python, torch, the submission's cells: ~2 s of CPU), so it is
+# on by default only with SIDE_WORKER_CORES or more cores (benchmarks/grade_one.py on 2 cores: 2.02x a
+# bare `import torch` with it, 1.91x without).
 OWN_WORKER_PIECES = ("training",)
+SIDE_WORKER_CORES = 4
+
+
+def cores():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,9 +91,9 @@ SETTINGS = {
                     "where Fashion-MNIST's files are looked for (torchvision's FashionMNIST/raw layout)"),
     "download": Setting("BNLAB_DOWNLOAD", False, bool,
                         "1 lets grading download Fashion-MNIST; otherwise the offline synthetic set is used"),
-    "side_worker": Setting("BNLAB_SIDE_WORKER", True, bool,
-                           "grade the training checks in a second worker, beside the others (one submission: "
-                           "faster on two or more cores; grade-batch turns it off, its pool already fills the cores)"),
+    "side_worker": Setting("BNLAB_SIDE_WORKER", cores() >= SIDE_WORKER_CORES, bool,
+                           f"grade the training checks in a second worker, beside the others (default: on with "
+                           f"{SIDE_WORKER_CORES} or more cores; grade-batch turns it off, its pool fills the cores)"),
     "unsandboxed": Setting("BNLAB_UNSANDBOXED", False, bool,
                            "grade even where the sandbox's private file system cannot be built (trusted code only)"),
     "hidden_feedback": Setting("BNLAB_HIDDEN_FEEDBACK", "score", str,

@@ -42,6 +42,23 @@ def check(id, piece, points, title, hidden=False):
     return register
 
 
+PREPARATIONS = {}   # piece -> fn(device): fills the oracle's caches for that piece's checks
+
+
+def prepares(piece):
+    """Register ``fn(device)``, which computes ahead what the checks of ``piece`` need from the grader's
+    own oracle and caches it (no student code, no probe, nothing returned). ``runner.grade_submission``
+    runs it in a thread of its own while a worker answers other checks, and waits for it before the
+    first check of ``piece``; an error in it is ignored (the check then computes, and reports, itself)."""
+    if piece not in PIECES:
+        raise ValueError(f"unknown piece {piece!r}")
+
+    def register(fn):
+        PREPARATIONS[piece] = fn
+        return fn
+    return register
+
+
 def rubric(include_hidden=True):
     return [c for c in REGISTRY.values() if include_hidden or not c.hidden]
 
@@ -116,5 +133,5 @@ def expect(condition, message):
         raise Fail(message)
 
 
-__all__ = ["Check", "REGISTRY", "check", "rubric", "Fail", "StudentError", "tensor", "expect_shape",
+__all__ = ["Check", "REGISTRY", "PREPARATIONS", "check", "prepares", "rubric", "Fail", "StudentError", "tensor", "expect_shape",
            "expect_close", "expect_finite", "expect", "describe"]
