@@ -68,12 +68,14 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
 try:
-    from autograder.instructor.nbgrader_autograde import autograde_preprocessors
+    from autograder.instructor.nbgrader_autograde import autograde_preprocessors, start_grading
     from autograder.instructor.nbgrader_hooks import HideHiddenTests
 except ImportError:  # a course folder without the grader (the release build's test): no hidden checks,
     # no key; nbgrader's kernel would run the test cells, which cannot import the grader: all zero
     from nbgrader.preprocessors import ClearHiddenTests as HideHiddenTests
 else:
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
+    # Grading starts as nbgrader turns to a submission, beside its own bookkeeping.
+    c.Autograde.pre_convert_hook = start_grading
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

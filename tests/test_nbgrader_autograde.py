@@ -150,6 +150,42 @@ def test_grade_in_sandbox_writes_outputs_once_per_folder_content(tmp_path, monke
     assert len(calls) == 2, "a changed submission is graded again"
 
 
+def test_the_pre_convert_hook_starts_the_grading_that_grade_in_sandbox_then_uses(tmp_path, monkeypatch):
+    """nbgrader_config.py sets ``c.Autograde.pre_convert_hook = start_grading``: the grading starts before
+    nbgrader copies and sanitizes the notebooks, with GradeInSandbox's settings, and runs once."""
+    from traitlets.config import Application, Config
+    folder = tmp_path / "submitted" / "s1" / "hw"
+    folder.mkdir(parents=True)
+    (folder / "01.ipynb").write_text("{}")
+    calls = []
+
+    def fake_grade_folder(path, probe_timeout, time_limit):
+        calls.append((path, probe_timeout, time_limit))
+        return {"a.pub": result("a.pub", False, message="why")}
+
+    monkeypatch.setattr(nbgrader_autograde, "grade_folder", fake_grade_folder)
+    config = Config()
+    config.GradeInSandbox.time_limit = 99.0
+    Application.clear_instance()
+    Application.instance(config=config)
+    try:
+        nbgrader_autograde.start_grading(assignment="hw", student="s1", notebooks=[str(folder / "01.ipynb")])
+        nbgrader_autograde.grading(str(folder), course.setting("probe_timeout"), 99.0)["future"].result(timeout=60)
+        assert calls == [(os.path.realpath(folder), course.setting("probe_timeout"), 99.0)]
+        grader = nbgrader_autograde.GradeInSandbox(config=config)
+        grader.submitted_folder = lambda student, assignment: str(folder)
+        nb = nbformat.v4.new_notebook(cells=[grade_cell("a.pub", False)])
+        cells = grader.preprocess(nb, {"nbgrader": {"student": "s1", "assignment": "hw"}})[0].cells
+        assert cells[0].outputs[0].text == "FAIL  a.pub  0 / 2  why\n" and len(calls) == 1
+    finally:
+        Application.clear_instance()
+
+
+def test_the_course_config_sets_the_hook():
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "nbgrader_config.py")) as f:
+        assert "c.Autograde.pre_convert_hook = start_grading" in f.read()
+
+
 def test_nbgrader_scores_the_outputs_as_the_cli():
     from nbgrader.utils import determine_grade
     cell = grade_cell("a.pub", False)

@@ -7,9 +7,10 @@ checks or the quiz key and rewrite what the test cells report. This course's
 ``nbgrader_config.py`` replaces the ``Execute`` step (``autograde_preprocessors()``)
 with ``GradeInSandbox``, and no kernel is ever started:
 
-1. for the first notebook of a submission, the submitted folder
-   (``gradebook/submitted/<student>/<assignment>/``, what the student handed in) is
-   graded ONCE, exactly as ``python -m autograder grade FOLDER`` does: one
+1. as nbgrader turns to a submission (its ``pre_convert_hook``: ``start_grading``), the
+   submitted folder (``gradebook/submitted/<student>/<assignment>/``, what the student handed
+   in) starts being graded ONCE, in a thread, beside nbgrader's own copying and sanitizing,
+   exactly as ``python -m autograder grade FOLDER`` does: one
    ``SandboxStudent`` over the folder (all notebooks in one boxed worker session,
    ``autograder/sandbox.py``), every check, public and hidden, judged in this
    (nbgrader's) process. The results are kept by (folder, sha256 of its files),
@@ -33,6 +34,7 @@ else the course setting: ``BNLAB_PROBE_TIMEOUT``, else 30 s) bounds one probe an
 ``GradeInSandbox.time_limit`` the whole submission (``BNLAB_TIME_LIMIT``, else 600 s).
 """
 import collections
+import concurrent.futures
 import os
 import re
 import time
@@ -85,7 +87,8 @@ def failed_outputs(message, check_id="this test cell"):
 
 # ---- grading a submitted folder once ----------------------------------------------------
 
-_GRADED = collections.OrderedDict()   # (folder, tree hash, probe timeout, time limit) -> {check id: Result}
+_GRADED = collections.OrderedDict()   # (folder, tree hash, probe timeout, time limit) -> grading() entry
+_GRADING = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bnlab-grade")   # one at a time
 
 
 def grade_folder(folder, probe_timeout=None, time_limit=None):
@@ -105,24 +108,48 @@ def grade_folder(folder, probe_timeout=None, time_limit=None):
     return {r.id: r for r in graded_.results}
 
 
-def graded(folder, probe_timeout=None, time_limit=None, log=None):
-    """``grade_folder``, once per folder content: later calls for the same files reuse the results."""
+def grading(folder, probe_timeout=None, time_limit=None):
+    """The cache entry of this folder content: {"future": of (results, seconds), "logged": bool}; the
+    grading starts (in a thread of its own) on the first call, later calls get the same entry."""
     from .batch import tree_hash
     folder = os.path.realpath(folder)
     key = (folder, tree_hash(folder), probe_timeout, time_limit)
     if key not in _GRADED:
-        start = time.monotonic()
-        _GRADED[key] = grade_folder(folder, probe_timeout, time_limit)
+        _GRADED[key] = {"future": _GRADING.submit(timed, grade_folder, folder, probe_timeout, time_limit),
+                        "logged": False}
         while len(_GRADED) > CACHE_SIZE:
             _GRADED.popitem(last=False)
-        if log is not None:
-            results = _GRADED[key].values()
-            broken = {r.message for r in results if r.message.startswith(COULD_NOT_START)}
-            for message in broken:
-                log.error("%s: %s", folder, message)
-            log.info("Graded %s in the sandbox: %g / %g points in %.1f s", folder,
-                     sum(r.score for r in results), sum(r.max_score for r in results), time.monotonic() - start)
     return _GRADED[key]
+
+
+def timed(fn, *args):
+    start = time.monotonic()
+    return fn(*args), time.monotonic() - start
+
+
+def graded(folder, probe_timeout=None, time_limit=None, log=None):
+    """``grade_folder``, once per folder content: later calls for the same files reuse the results."""
+    entry = grading(folder, probe_timeout, time_limit)
+    results, seconds = entry["future"].result()
+    if log is not None and not entry["logged"]:
+        entry["logged"] = True
+        for message in {r.message for r in results.values() if r.message.startswith(COULD_NOT_START)}:
+            log.error("%s: %s", folder, message)
+        log.info("Graded %s in the sandbox: %g / %g points in %.1f s", folder, sum(r.score for r in results.values()),
+                 sum(r.max_score for r in results.values()), seconds)
+    return results
+
+
+def start_grading(assignment=None, student=None, notebooks=(), **_):
+    """nbgrader's pre-convert hook (``c.Autograde.pre_convert_hook``, nbgrader_config.py): start grading
+    the folder the ``notebooks`` were handed in from before nbgrader copies, sanitizes and records
+    them (about a second per student); ``GradeInSandbox`` then takes the results from ``grading``."""
+    from traitlets.config import Application
+    if not notebooks or not Application.initialized():
+        return
+    settings = GradeInSandbox(config=Application.instance().config)
+    grading(os.path.dirname(notebooks[0]), course.setting("probe_timeout", settings.probe_timeout),
+            course.setting("time_limit", settings.time_limit))
 
 
 # ---- the nbgrader step ------------------------------------------------------------------
