@@ -92,14 +92,6 @@ def zero_report(reason, include_hidden=True, only=None):
                        "visibility": "after_published" if c.hidden else "visible"} for c in checks]}
 
 
-def cores():
-    """The cores this process may run on (its affinity mask), else the machine's."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def init_worker():
     """One torch thread per grading process: N workers on N cores, not N x N threads."""
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -254,7 +246,7 @@ def grade_batch(submissions_dir, out_dir, workers=None, regrade=False, include_h
     todo_names = {s for s, _ in todo}
     skipped = [s for s, _ in found if s not in todo_names]
     stale = [s for s in skipped if bnlab_extra(previous[s]).get("grader_sha256") != grader]
-    workers = max(1, min(workers or cores(), len(todo) or 1))
+    workers = max(1, min(workers or course.cores(), len(todo) or 1))
     log(f"{len(found)} submissions: " + (f"{len(todo)} to grade with {workers} worker(s), " if todo else "")
         + f"{len(skipped)} already graded"
         + (f" ({len(stale)} by an older grader: add --regrade to grade them again)" if stale else ""))
