@@ -205,18 +205,30 @@ def test_the_pipeline_replaces_only_execute():
 
 
 def test_a_sandbox_that_cannot_start_fails_closed_and_is_logged(tmp_path, monkeypatch):
+    """The CLI refuses without a private file system (exit 3): every check fails, saying so, once in the log."""
     import logging
-    from autograder.core import student
-
-    def broken(*args, **kwargs):
-        raise OSError("no namespaces here")
-
-    monkeypatch.setattr(student, "SandboxStudent", broken)
+    from autograder import sandbox
+    monkeypatch.setenv(sandbox.NO_NAMESPACES, "1")
+    monkeypatch.delenv(sandbox.UNSANDBOXED, raising=False)
     (tmp_path / "01.ipynb").write_text("{}")
     records = []
     log = logging.getLogger("test_nbgrader_autograde")
     monkeypatch.setattr(log, "error", lambda *args: records.append(args[0] % args[1:]))
     results = nbgrader_autograde.graded(str(tmp_path), 5.0, 10.0, log=log)
     assert sorted(results) == sorted(c.id for c in runner.selected_checks(include_hidden=True))
-    assert all(r.score == 0 and "could not start (OSError: no namespaces here)" in r.message for r in results.values())
+    assert all(r.score == 0 and "could not start" in r.message and "no sandbox" in r.message
+               for r in results.values()), {r.message for r in results.values()}
+    nbgrader_autograde.graded(str(tmp_path), 5.0, 10.0, log=log)
     assert len(records) == 1 and "please tell your instructor" in records[0]
+
+
+def test_the_gradebook_gets_the_clis_results_check_by_check(tmp_path):
+    """grade_folder runs the CLI: its results are the CLI's results.json, read back."""
+    import shutil
+    from conftest import REFERENCE
+    shutil.copy(REFERENCE, tmp_path / "submission.py")
+    results = nbgrader_autograde.grade_folder(str(tmp_path), 30.0, 600.0)
+    assert sorted(results) == sorted(c.id for c in runner.selected_checks(include_hidden=True))
+    assert all(r.passed and r.score == r.max_score > 0 for r in results.values()), \
+        {r.id: r.message for r in results.values() if not r.passed}
+    assert {r.id for r in results.values() if r.hidden} == {c.id for c in runner.selected_checks(True) if c.hidden}

@@ -10,11 +10,10 @@ with ``GradeInSandbox``, and no kernel is ever started:
 1. as nbgrader turns to a submission (its ``pre_convert_hook``: ``start_grading``), the
    submitted folder (``gradebook/submitted/<student>/<assignment>/``, what the student handed
    in) starts being graded ONCE, in a thread, beside nbgrader's own copying and sanitizing,
-   exactly as ``python -m autograder grade FOLDER`` does: one
-   ``SandboxStudent`` over the folder (all notebooks in one boxed worker session,
-   ``autograder/sandbox.py``), every check, public and hidden, judged in this
-   (nbgrader's) process. The results are kept by (folder, sha256 of its files),
-   so the submission's other notebooks reuse them;
+   by ``python -m autograder grade FOLDER --results R`` itself, in a process of its own
+   (all notebooks in one boxed worker session, every check, public and hidden). The
+   results are kept by (folder, sha256 of its files), so the submission's other
+   notebooks reuse them;
 2. every test cell (``grade`` and not ``solution``; its source is the instructor's,
    restored by nbgrader's sanitize step) gets its check's result as outputs:
    the line ``pass  <check>  2 / 2``, and for a failed check ``FAIL  <check>  0 / 2
@@ -35,8 +34,12 @@ else the course setting: ``BNLAB_PROBE_TIMEOUT``, else 30 s) bounds one probe an
 """
 import collections
 import concurrent.futures
+import json
 import os
 import re
+import subprocess
+import sys
+import tempfile
 import time
 
 from nbformat.v4 import new_output
@@ -49,6 +52,8 @@ from .. import course
 CHECK_CALL = re.compile(r"check(?:_hidden)?\('([^']+)'\)")   # the generated test cells (autograder/release.py)
 COULD_NOT_START = "the grader could not start"
 CACHE_SIZE = 4                  # submissions whose results are kept (nbgrader grades one at a time)
+CLI_GRACE_S = 120               # beyond the time limit: the CLI's own start and reports
+GRADER_HOME = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # holds autograder/
 
 
 # ---- what a test cell shows -----------------------------------------------------------
@@ -92,20 +97,52 @@ _GRADING = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bnlab-gr
 
 
 def grade_folder(folder, probe_timeout=None, time_limit=None):
-    """{check id: runner.Result} for every check on ``folder``: ``runner.grade_submission``, as
-    ``python -m autograder grade FOLDER`` (sandboxed; the training checks in a second worker).
+    """{check id: runner.Result} for every check on ``folder``, from the CLI itself: ``python -m autograder
+    grade FOLDER --results R`` (sandboxed), in a process of its own. So the gradebook holds exactly the
+    CLI's results, and the grading runs beside nbgrader's own work on another core (a thread would share
+    nbgrader's interpreter lock). Settings left None are the course's (``course.setting``).
 
-    Never raises for a submission's sake; when the sandbox itself cannot start (or refuses: no
-    private file system), every check fails with a message for the instructor."""
+    Never raises for a submission's sake; when the grader cannot run, or refuses to (no sandbox here:
+    exit status 3), every check fails with a message for the instructor."""
+    probe_timeout = course.setting("probe_timeout", probe_timeout)
+    time_limit = course.setting("time_limit", time_limit)
+    with tempfile.TemporaryDirectory(prefix="bnlab-nbgrader-") as tmp:
+        path = os.path.join(tmp, "results.json")
+        cmd = [sys.executable, "-m", "autograder", "grade", folder, "--quiet", "--results", path,
+               "--probe-timeout", repr(probe_timeout), "--time-limit", repr(time_limit)]
+        try:
+            proc = subprocess.run(cmd, cwd=GRADER_HOME, capture_output=True, text=True,
+                                  timeout=time_limit + CLI_GRACE_S)
+            why = None if proc.returncode == 0 else last_line(proc.stderr) or f"exit status {proc.returncode}"
+            if why is None:
+                with open(path, encoding="utf-8") as f:
+                    data = json.load(f)
+        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+    if why is None:
+        try:
+            return {t["name"]: from_report(t) for t in data["tests"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            why = f"an unreadable report ({type(exc).__name__}: {exc})"
     from ..core import runner
-    try:
-        graded_ = runner.grade_submission(folder, include_hidden=True, probe_timeout=probe_timeout,
-                                          time_limit=time_limit)
-    except Exception as exc:  # the grader's own failure: zero, and say so
-        reason = f"{COULD_NOT_START} ({type(exc).__name__}: {exc}); please tell your instructor"
-        return {c.id: runner.Result(c.id, c.piece, c.title, 0.0, c.points, c.hidden, False, reason, 0.0)
-                for c in runner.selected_checks(include_hidden=True)}
-    return {r.id: r for r in graded_.results}
+    reason = f"{COULD_NOT_START} ({why}); please tell your instructor"
+    return {c.id: runner.Result(c.id, c.piece, c.title, 0.0, c.points, c.hidden, False, reason, 0.0)
+            for c in runner.selected_checks(include_hidden=True)}
+
+
+def from_report(test):
+    """A ``runner.Result`` from one test of the CLI's results.json (``report.gradescope``: its output is
+    the check's title, then its message)."""
+    from ..core.runner import Result
+    title, _, message = str(test["output"]).partition("\n")
+    score, max_score = float(test["score"]), float(test["max_score"])
+    return Result(str(test["name"]), str(test["name"]).split(".")[0], title, score, max_score,
+                  test.get("visibility") != "visible", test["status"] == "passed", message, 0.0)
+
+
+def last_line(text):
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
 
 
 def grading(folder, probe_timeout=None, time_limit=None):
