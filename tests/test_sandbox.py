@@ -162,12 +162,23 @@ def test_boxes_alive_at_once_never_share_a_uid(tmp_path):
     finally:
         for b in boxes:
             b.cleanup()
-    for uid in uids:  # released with its box
-        fd = os.open(os.path.join(sandbox.launcher.lock_folder(), str(uid)), os.O_RDWR)
+    for uid in uids:  # released with its box (a grading in another test process may take it at once)
+        path = os.path.join(sandbox.launcher.lock_folder(), str(uid))
+        fd = os.open(path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            assert os.getpid() not in lock_holders(path), f"uid {uid} is still locked by this process"
         finally:
             os.close(fd)
+
+
+def lock_holders(path):
+    """The pids holding a lock on ``path`` (/proc/locks: "1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> ...")."""
+    inode = str(os.stat(path).st_ino)
+    with open("/proc/locks") as f:
+        return {int(fields[4]) for fields in (line.split() for line in f)
+                if len(fields) > 5 and fields[1] != "->" and fields[5].rsplit(":", 1)[-1] == inode}
 
 
 def wait_for_sleepers(tag, seconds=20):
