@@ -114,3 +114,19 @@ def test_cli_exit_status_survives_the_fast_exit(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "autograder", "grade", REFERENCE, "--only", "quiz", "--results",
                          str(results)], cwd=ROOT, capture_output=True, text=True)
     assert ok.returncode == 0 and "quiz" in ok.stdout and results.stat().st_size > 0, ok.stderr[-2000:]
+
+
+def test_what_the_stand_in_answered_is_not_kept_past_the_probe():
+    """torch._disable_dynamo keeps disable()'s answer on the function; the stand-in's answer (the function
+    itself) must not outlive the probe, or a later torch.compile would trace into PyTorch's own kernels."""
+    last = run_python("import sys, torch, torch._compile as c\n"
+                      "from autograder.student_side.base import without_dynamo_import\n"
+                      "def raw(x):\n"
+                      "    return x + 1\n"
+                      "wrapped = c._disable_dynamo(raw)\n"
+                      "with without_dynamo_import():\n"
+                      "    inside = (wrapped(1), raw.__dict__.get('__dynamo_disable') is raw)\n"
+                      "after = ('__dynamo_disable' in raw.__dict__, 'torch._dynamo' in sys.modules)\n"
+                      "wrapped(1)\n"
+                      "print(inside, after, raw.__dict__.get('__dynamo_disable') not in (None, raw))")
+    assert last == "(2, True) (False, False) True", last

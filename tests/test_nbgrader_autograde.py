@@ -232,3 +232,16 @@ def test_the_gradebook_gets_the_clis_results_check_by_check(tmp_path):
     assert all(r.passed and r.score == r.max_score > 0 for r in results.values()), \
         {r.id: r.message for r in results.values() if not r.passed}
     assert {r.id for r in results.values() if r.hidden} == {c.id for c in runner.selected_checks(True) if c.hidden}
+
+
+def test_what_the_grader_said_when_it_failed_stays_out_of_the_feedback(tmp_path, monkeypatch, caplog):
+    """A grader that fails (here: a bad setting, exit status 2) fails every check with its exit status;
+    its stderr goes to the instructor's log only."""
+    import logging
+    monkeypatch.setenv(course.SETTINGS["device"].env, "bogus-device-from-stderr")
+    (tmp_path / "01.ipynb").write_text("{}")
+    with caplog.at_level(logging.ERROR, logger=nbgrader_autograde.__name__):
+        results = nbgrader_autograde.grade_folder(str(tmp_path), 5.0, 10.0)
+    messages = {r.message for r in results.values()}
+    assert messages == {f"{nbgrader_autograde.COULD_NOT_START} (exit status 2); please tell your instructor"}
+    assert "bogus-device-from-stderr" in caplog.text

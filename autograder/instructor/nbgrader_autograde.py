@@ -35,6 +35,7 @@ else the course setting: ``BNLAB_PROBE_TIMEOUT``, else 30 s) bounds one probe an
 import collections
 import concurrent.futures
 import json
+import logging
 import os
 import re
 import subprocess
@@ -53,6 +54,8 @@ CHECK_CALL = re.compile(r"check(?:_hidden)?\('([^']+)'\)")   # the generated tes
 COULD_NOT_START = "the grader could not start"
 CACHE_SIZE = 4                  # submissions whose results are kept (nbgrader grades one at a time)
 CLI_GRACE_S = 120               # beyond the time limit: the CLI's own start and reports
+REFUSED = {3: "no sandbox on the grading machine"}   # the CLI's exit status when it refuses to grade
+LOG = logging.getLogger(__name__)
 GRADER_HOME = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # holds autograder/
 
 
@@ -113,12 +116,15 @@ def grade_folder(folder, probe_timeout=None, time_limit=None):
         try:
             proc = subprocess.run(cmd, cwd=GRADER_HOME, capture_output=True, text=True,
                                   timeout=time_limit + CLI_GRACE_S)
-            why = None if proc.returncode == 0 else last_line(proc.stderr) or f"exit status {proc.returncode}"
-            if why is None:
+            why = None if proc.returncode == 0 else REFUSED.get(proc.returncode, f"exit status {proc.returncode}")
+            if why is not None:   # the grader's own words are for the instructor, never in a student's feedback
+                LOG.error("python -m autograder grade %s: %s; it said:\n%s", folder, why, proc.stderr[-3000:])
+            else:
                 with open(path, encoding="utf-8") as f:
                     data = json.load(f)
         except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-            why = f"{type(exc).__name__}: {exc}"
+            LOG.error("python -m autograder grade %s: %s: %s", folder, type(exc).__name__, exc)
+            why = type(exc).__name__
     if why is None:
         try:
             return {t["name"]: from_report(t) for t in data["tests"]}
@@ -138,11 +144,6 @@ def from_report(test):
     score, max_score = float(test["score"]), float(test["max_score"])
     return Result(str(test["name"]), str(test["name"]).split(".")[0], title, score, max_score,
                   test.get("visibility") != "visible", test["status"] == "passed", message, 0.0)
-
-
-def last_line(text):
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    return lines[-1][:500] if lines else ""
 
 
 def grading(folder, probe_timeout=None, time_limit=None):
