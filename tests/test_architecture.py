@@ -166,6 +166,6 @@ def test_xdist_groups_are_honoured(request):
     appending "@group" to its node id; when a pytest release changes how node ids are stored, the
     group is silently dropped and those fixtures are built once per process (pyproject.toml pins
     pytest below 9.2 for this)."""
-    if not request.config.getvalue("loadgroup"):
+    if not getattr(request.config.option, "loadgroup", False):   # set by pytest-xdist, in its workers only
         pytest.skip("not run by pytest-xdist with --dist loadgroup")
     assert request.node.nodeid.endswith("@xdist_self_check"), request.node.nodeid

@@ -34,7 +34,6 @@ else the course setting: ``BNLAB_PROBE_TIMEOUT``, else 30 s) bounds one probe an
 """
 import collections
 import concurrent.futures
-import json
 import logging
 import os
 import re
@@ -120,9 +119,9 @@ def grade_folder(folder, probe_timeout=None, time_limit=None):
             if why is not None:   # the grader's own words are for the instructor, never in a student's feedback
                 LOG.error("python -m autograder grade %s: %s; it said:\n%s", folder, why, proc.stderr[-3000:])
             else:
-                with open(path, encoding="utf-8") as f:
-                    data = json.load(f)
-        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+                from .batch import read_results   # the CLI's results.json, as grade-batch reads it back
+                data = read_results(path) or {}
+        except (OSError, subprocess.TimeoutExpired) as exc:
             LOG.error("python -m autograder grade %s: %s: %s", folder, type(exc).__name__, exc)
             why = type(exc).__name__
     if why is None:
