@@ -23,7 +23,7 @@ nbgrader's known traps, and two attackers:
   ``autograder/`` and ``bnlab_public/notebook.py`` that pass everything;
 - ``wrong_BatchNorm``'s correct Residual writes to stderr and triggers a PyTorch
   UserWarning on every forward;
-- ``wrong_DenseBlock``'s transition block loops forever in eval mode;
+- ``wrong_DenseBlock``'s transition block waits forever (a sleeping loop) in eval mode;
 - ``wrong_quiz`` answers q3 wrongly (its feedback must not give the key away);
 - ``attack_modules`` (issue 11): the untouched release with a first code cell in
   each notebook that imports the quiz key from the hidden package, prints it,
@@ -32,8 +32,9 @@ nbgrader's known traps, and two attackers:
 - ``attack_transformer``: the same, but an IPython input transformer rewrites
   every later cell's ``check(...)`` call into a pass line.
 
-Meanwhile ``python -m autograder grade <submitted folder> --results r.json``
-grades the same folders (same probe timeout). Asserted: nbgrader's points equal
+Meanwhile ``python -m autograder grade-batch <copies of the submitted folders> --out OUT``
+grades the same folders (same probe timeout): nbgrader's door runs ``grade`` once per student,
+the CLI's class door grades them all in one process, and both must agree. Asserted: nbgrader's points equal
 the CLI's check by check (test cells map to checks through their source), the
 exported totals equal the CLI's totals, the traps and attacks changed nothing,
 no student code ran outside the sandbox, and the feedback files show check
@@ -123,7 +124,13 @@ class Residual(_Residual):
         return super().forward(X)
 '''
 
+# It waits, sleeping, rather than spinning: the timeout is what is tested here, and two doors spinning for
+# two probes each burnt 60 s of CPU that the rest of the suite waited for. A loop that burns a core is
+# tests/hostile/infinite_loop.py's and never_returns.py's.
 LOOPING = '''
+
+import time
+
 
 class _Transition(nn.Module):
     def __init__(self, in_channels, out_channels):
@@ -135,6 +142,7 @@ class _Transition(nn.Module):
     def forward(self, X):
         done = False
         while not done:          # bug: in eval mode nothing ever sets done
+            time.sleep(0.05)
             done = self.training
         return self.net(X)
 
@@ -211,14 +219,18 @@ def students(root="/nonexistent"):
 
 # ---- the two doors ----------------------------------------------------------------
 
-def cli_grade(folder, results):
-    """`python -m autograder grade FOLDER --results r.json`, the CLI instructors and CI use."""
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", folder, "--results", results, "--quiet",
-                           "--probe-timeout", str(PROBE_TIMEOUT)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+def cli_grade(folders, out):
+    """``python -m autograder grade-batch FOLDER --out OUT``, the CLI instructors and CI grade a class with
+    (one grading process: the grader starts once; each submission still gets its own sandboxed worker).
+    Returns {student: results.json's dict}."""
+    from autograder.instructor import batch
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade-batch", folders, "--out", out, "--workers", "1",
+                           "--no-progress", "--probe-timeout", str(PROBE_TIMEOUT)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(results, encoding="utf-8") as f:
-        return {t["name"]: t for t in json.load(f)["tests"]}
+    reports = {s: batch.load_results(out, s) for s in sorted(os.listdir(folders))}
+    assert all(r is not None and not batch.bnlab_extra(r)["error"] for r in reports.values()), proc.stdout
+    return reports
 
 
 def check_of_cell(source_folder):
@@ -284,10 +296,9 @@ def graded(tmp_path_factory):
     def run_cli():
         try:
             t = time.monotonic()
-            for s, folder in folders.items():
-                snapshot = os.path.join(root, "cli", s)
-                shutil.copytree(folder, snapshot)   # what the student handed in, before nbgrader touches anything
-                cli[s] = cli_grade(snapshot, os.path.join(root, "cli", f"{s}.json"))
+            for s, folder in folders.items():   # what the students handed in, before nbgrader touches anything
+                shutil.copytree(folder, os.path.join(root, "cli", s))
+            cli.update(cli_grade(os.path.join(root, "cli"), os.path.join(root, "cli-out")))
             timings["CLI, all students"] = round(time.monotonic() - t, 1)
         except BaseException as exc:  # reported by the test, not lost in the thread
             cli_errors.append(exc)
@@ -302,13 +313,14 @@ def graded(tmp_path_factory):
     thread.join(timeout=1200)
     assert not cli_errors, cli_errors
     assert set(cli) == set(roster)
+    reports, cli = cli, {s: {t["name"]: t for t in report["tests"]} for s, report in cli.items()}
     timings["whole fixture"] = round(time.monotonic() - start, 1)
     with open(os.path.join(root, "..", "timings.json"), "w") as f:
         json.dump(timings, f, indent=1)
     print("\nwall times (s):", json.dumps(timings, indent=1))
     with open(os.path.join(root, "gradebook", "grades.csv"), newline="", encoding="utf-8") as f:
         exported = {row["student_id"]: row for row in csv.DictReader(f)}
-    return dict(root=root, roster=roster, cli=cli, exported=exported, timings=timings, log=autograde.stderr,
+    return dict(root=root, roster=roster, cli=cli, cli_reports=reports, exported=exported, timings=timings, log=autograde.stderr,
                 nbgrader={s: gradebook_scores(root, s) for s in roster},
                 checks=check_of_cell(os.path.join(root, "solutions", ASSIGNMENT)))
 
@@ -366,8 +378,7 @@ def test_no_kernel_runs_and_the_attacks_gain_nothing(graded):
             attack = next(c for c in code if "quiz_key" in course.source_of(c))
             assert attack["outputs"] == [], "a non-test cell's outputs stay cleared"
     # the attack did run, in the sandbox's worker, which has no grader to import the key from
-    with open(os.path.join(root, "cli", "attack_modules.json"), encoding="utf-8") as f:
-        assert "no key here: ModuleNotFoundError" in json.load(f)["output"]
+    assert "no key here: ModuleNotFoundError" in graded["cli_reports"]["attack_modules"]["output"]
 
 
 def test_tampering_gains_nothing(graded):
