@@ -126,7 +126,7 @@ class Residual(_Residual):
 
 # It waits, sleeping, rather than spinning: the timeout is what is tested here, and two doors spinning for
 # two probes each burnt 60 s of CPU that the rest of the suite waited for. A loop that burns a core is
-# tests/hostile/infinite_loop.py's and never_returns.py's.
+# tests/hostile/infinite_loop.py's.
 LOOPING = '''
 
 import time
@@ -291,14 +291,14 @@ def graded(tmp_path_factory):
     folders = {s: course.submit(root, s, nbs, extra) for s, (nbs, extra) in roster.items()}
 
     # The CLI grades the same folders on the other core while nbgrader works.
-    cli, cli_errors = {}, []
+    reports, cli_errors = {}, []
 
     def run_cli():
         try:
             t = time.monotonic()
             for s, folder in folders.items():   # what the students handed in, before nbgrader touches anything
                 shutil.copytree(folder, os.path.join(root, "cli", s))
-            cli.update(cli_grade(os.path.join(root, "cli"), os.path.join(root, "cli-out")))
+            reports.update(cli_grade(os.path.join(root, "cli"), os.path.join(root, "cli-out")))
             timings["CLI, all students"] = round(time.monotonic() - t, 1)
         except BaseException as exc:  # reported by the test, not lost in the thread
             cli_errors.append(exc)
@@ -312,15 +312,16 @@ def graded(tmp_path_factory):
     nbgrader("export")
     thread.join(timeout=1200)
     assert not cli_errors, cli_errors
-    assert set(cli) == set(roster)
-    reports, cli = cli, {s: {t["name"]: t for t in report["tests"]} for s, report in cli.items()}
+    assert set(reports) == set(roster)
+    cli = {s: {t["name"]: t for t in report["tests"]} for s, report in reports.items()}
     timings["whole fixture"] = round(time.monotonic() - start, 1)
     with open(os.path.join(root, "..", "timings.json"), "w") as f:
         json.dump(timings, f, indent=1)
     print("\nwall times (s):", json.dumps(timings, indent=1))
     with open(os.path.join(root, "gradebook", "grades.csv"), newline="", encoding="utf-8") as f:
         exported = {row["student_id"]: row for row in csv.DictReader(f)}
-    return dict(root=root, roster=roster, cli=cli, cli_reports=reports, exported=exported, timings=timings, log=autograde.stderr,
+    return dict(root=root, roster=roster, cli=cli, cli_reports=reports, exported=exported, timings=timings,
+                log=autograde.stderr,
                 nbgrader={s: gradebook_scores(root, s) for s in roster},
                 checks=check_of_cell(os.path.join(root, "solutions", ASSIGNMENT)))
 
